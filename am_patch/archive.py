@@ -1,0 +1,78 @@
+"""What a run leaves behind: the patch input filed away, and the success or failure zip."""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from am_patch import proc
+
+log = logging.getLogger("am_patch")
+
+EXCLUDED_DIRS = frozenset(
+    {".git", "venv", ".venv", ".mypy_cache", ".ruff_cache", ".pytest_cache", "__pycache__"}
+)
+
+
+def file_input(patch: Path, dest_dir: Path) -> Path:
+    """Move the patch input into dest_dir; a name already there gets the next _vN suffix."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    if patch.parent.resolve() == dest_dir.resolve():
+        return patch
+    target = dest_dir / patch.name
+    n = 1
+    while target.exists():
+        n += 1
+        target = dest_dir / f"{patch.stem}_v{n}{patch.suffix}"
+    shutil.move(str(patch), str(target))
+    log.info("patch input filed as %s", target)
+    return target
+
+
+def _archivable(rel: str) -> bool:
+    parts = rel.split("/")
+    return not any(p in EXCLUDED_DIRS for p in parts) and not rel.endswith(".pyc")
+
+
+def failure_zip(
+    patches_dir: Path, issue_id: str, log_path: Path, files: Mapping[str, bytes]
+) -> Path:
+    """patched_issue<ID>_v<NN>.zip: the log plus the changed and declared files as left."""
+    pattern = re.compile(rf"patched_issue{re.escape(issue_id)}_v(\d+)\.zip")
+    numbers = [
+        int(m.group(1))
+        for p in patches_dir.glob(f"patched_issue{issue_id}_v*.zip")
+        if (m := pattern.fullmatch(p.name))
+    ]
+    target = patches_dir / f"patched_issue{issue_id}_v{max(numbers, default=0) + 1:02d}.zip"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(log_path, f"logs/{log_path.name}")
+        for rel in sorted(files):
+            if _archivable(rel):
+                zf.writestr(rel, files[rel])
+    log.info("failure archive: %s", target)
+    return target
+
+
+def prune_failure_zips(patches_dir: Path, issue_id: str, keep: int) -> None:
+    zips = sorted(patches_dir.glob(f"patched_issue{issue_id}_v*.zip"))
+    for old in zips[: max(0, len(zips) - keep)]:
+        old.unlink()
+        log.info("old failure archive removed: %s", old.name)
+
+
+def success_zip(live_root: Path, patches_dir: Path) -> Path:
+    """patched_success.zip: `git archive HEAD` of the live repository."""
+    target = patches_dir / "patched_success.zip"
+    result = proc.run(
+        ["git", "archive", "--format=zip", "-o", str(target), "HEAD"],
+        cwd=live_root,
+        env=proc.clean_git_env(),
+    )
+    if not result.ok:
+        log.info("patched_success.zip not written: %s", result.tail(2))
+    return target

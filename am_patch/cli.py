@@ -1,0 +1,352 @@
+"""Command line: parse, load config, run the pipeline; the single place errors become exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from am_patch import __version__, config, pipeline
+from am_patch.errors import Category, RunnerError, Stage, UsageError
+from am_patch.lock import RunLock
+from am_patch.repo import Repo
+from am_patch.runlog import RunLog, Summary, print_summary
+
+log = logging.getLogger("am_patch")
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+ISSUE_ID = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """An option; `short` options are the only ones with one-letter aliases and in short help."""
+
+    names: tuple[str, ...]
+    help: str
+    key: str | None = None  # the config key a switch sets
+    value: Any = True
+    metavar: str | None = None
+    short: bool = False
+    group: str = "Run"
+
+
+FLAGS: tuple[Flag, ...] = (
+    Flag(
+        ("-n", "--allow-no-op"),
+        "a patch that changes nothing ends in SUCCESS without a commit",
+        "allow_no_op",
+        short=True,
+        group="Scope",
+    ),
+    Flag(
+        ("-a", "--allow-undeclared-paths"),
+        "allow and promote changes to files outside FILES",
+        "allow_undeclared_paths",
+        short=True,
+        group="Scope",
+    ),
+    Flag(
+        ("-t", "--allow-untouched-files"),
+        "allow declared files that the patch did not change",
+        "allow_untouched_files",
+        short=True,
+        group="Scope",
+    ),
+    Flag(
+        ("-r", "--run-all-gates"),
+        "run every gate on its full targets, not only those in scope",
+        "run_all_gates",
+        short=True,
+        group="Gates",
+    ),
+    Flag(
+        ("-g", "--allow-gates-fail"),
+        "run every gate and continue even if some fail",
+        "allow_gates_fail",
+        short=True,
+        group="Gates",
+    ),
+    Flag(
+        ("-u", "--skip-up-to-date"),
+        "skip the check that origin/main is not ahead of main",
+        "skip_up_to_date",
+        short=True,
+        group="Live repo",
+    ),
+    Flag(
+        ("-W", "--update-workspace"),
+        "move the workspace base to live main before patching",
+        "update_workspace",
+        short=True,
+        group="Workspace",
+    ),
+    Flag(
+        ("-k", "--keep-workspace"),
+        "keep the workspace after a success",
+        "delete_workspace_on_success",
+        False,
+        short=True,
+        group="Workspace",
+    ),
+    Flag(
+        ("--soft-reset-workspace",),
+        "reset the workspace to its base before patching",
+        "soft_reset_workspace",
+        group="Workspace",
+    ),
+    Flag(
+        ("--test-mode",),
+        "patch and gates in a throw-away workspace, then stop",
+        "test_mode",
+        group="Modes",
+    ),
+    Flag(
+        ("--disable-promotion",),
+        "run the gates but change nothing in live or origin",
+        "disable_promotion",
+        group="Modes",
+    ),
+    Flag(
+        ("--require-push-success",),
+        "fail the run (PUSH:FAILED) when the push fails",
+        "require_push_success",
+        group="Live repo",
+    ),
+    Flag(
+        ("--allow-non-main",),
+        "run on the current branch instead of main, and push that branch",
+        "allow_non_main",
+        group="Live repo",
+    ),
+    Flag(
+        ("--overwrite-live", "--allow-live-changed"),
+        "main moved and touched our files: the workspace version wins",
+        "live_changed_resolution",
+        "overwrite_live",
+        group="Live repo",
+    ),
+    Flag(
+        ("--overwrite-workspace",),
+        "main moved and touched our files: the live version wins",
+        "live_changed_resolution",
+        "overwrite_workspace",
+        group="Live repo",
+    ),
+    Flag(
+        ("--unsafe-no-sandbox",),
+        "run the patch script WITHOUT bubblewrap (logged loudly)",
+        "sandbox",
+        "off",
+        group="Safety",
+    ),
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="am-patch",
+        usage="am-patch [options] ISSUE_ID MESSAGE [PATCH]",
+        description="Apply a patch in a sandboxed workspace, check scope, run the gates, and "
+        "fast-forward main to exactly the tested commit.",
+        add_help=False,
+    )
+    parser.add_argument("positional", nargs="*", metavar="ISSUE_ID MESSAGE [PATCH]")
+    info = parser.add_argument_group("Help")
+    info.add_argument("-h", "--help", action="store_true", help="short help")
+    info.add_argument("-H", "--help-all", action="store_true", help="this full help")
+    info.add_argument(
+        "-c",
+        "--show-config",
+        action="store_true",
+        help="print every effective config key, its value and source, and exit",
+    )
+    info.add_argument("--version", action="version", version=f"am-patch {__version__}")
+    modes = parser.add_argument_group("Modes")
+    modes.add_argument(
+        "-l",
+        "--rerun-latest",
+        action="store_true",
+        help="rerun the newest archived input of ISSUE_ID (args: ISSUE_ID MESSAGE)",
+    )
+    modes.add_argument(
+        "-f",
+        "--finalize-live",
+        metavar="MESSAGE",
+        help="gate and commit the live tree's changes with MESSAGE, then push",
+    )
+    modes.add_argument(
+        "--finalize-workspace",
+        metavar="ISSUE_ID",
+        help="gate and promote an existing workspace, message from its meta.json",
+    )
+    groups: dict[str, argparse._ArgumentGroup] = {"Modes": modes}
+    for flag in FLAGS:
+        group = groups.get(flag.group) or parser.add_argument_group(flag.group)
+        groups[flag.group] = group
+        group.add_argument(
+            *flag.names,
+            dest=flag.names[-1].lstrip("-").replace("-", "_"),
+            action="store_true",
+            help=flag.help,
+        )
+    cfg = parser.add_argument_group("Config")
+    cfg.add_argument("--config", metavar="PATH", type=Path, help="config file to use")
+    cfg.add_argument(
+        "--override",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="set a config key for this run (repeatable)",
+    )
+    cfg.add_argument(
+        "--repo",
+        metavar="DIR",
+        type=Path,
+        default=Path("."),
+        help="the live repository (default: the one around the current directory)",
+    )
+    return parser
+
+
+def short_help() -> str:
+    lines = [
+        "usage: am-patch [options] ISSUE_ID MESSAGE [PATCH]",
+        "",
+        "Run PATCH (patches/issue_<ID>.py|.patch|.diff|.zip by default) for an issue in a",
+        "sandboxed workspace, check its scope, run the gates, land it on main and push.",
+        "",
+        "  -h, --help                  this short help",
+        "  -H, --help-all              every option, grouped by workflow",
+        "  -c, --show-config           print the effective config with sources, and exit",
+        "  -l, --rerun-latest          rerun the newest archived input of ISSUE_ID",
+        "  -f, --finalize-live MESSAGE gate and commit the live tree's changes, then push",
+    ]
+    for flag in FLAGS:
+        if flag.short:
+            names = ", ".join(flag.names)
+            lines.append(f"  {names:<27} {flag.help}")
+    lines += ["", "RESULT: SUCCESS means the tested commit landed on main; see -H for more."]
+    return "\n".join(lines)
+
+
+def cli_values(args: argparse.Namespace) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for flag in FLAGS:
+        if getattr(args, flag.names[-1].lstrip("-").replace("-", "_")) and flag.key:
+            values[flag.key] = flag.value
+    return values
+
+
+def parse_request(args: argparse.Namespace) -> pipeline.Request:
+    pos = list(args.positional)
+    if args.finalize_live is not None or args.finalize_workspace is not None or args.rerun_latest:
+        raise UsageError("this mode is not available yet in this version")
+    if len(pos) not in (2, 3):
+        raise UsageError("expected ISSUE_ID MESSAGE [PATCH] (am-patch -h for help)")
+    issue_id, message = pos[0], pos[1]
+    if not ISSUE_ID.fullmatch(issue_id):
+        raise UsageError(f"ISSUE_ID must be a number, got {issue_id!r}")
+    if not message.strip():
+        raise UsageError("MESSAGE must not be empty")
+    return pipeline.Request(
+        issue_id=issue_id, message=message.strip(), patch_arg=pos[2] if len(pos) == 3 else None
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.help:
+            print(short_help())
+            return EXIT_OK
+        if args.help_all:
+            print(parser.format_help())
+            return EXIT_OK
+        request = None if args.show_config else parse_request(args)
+    except UsageError as exc:
+        print(f"am-patch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        live = Repo.discover(args.repo.resolve())
+        if request is None:
+            cfg = _load_config(live, args)
+            print(f"# am-patch {__version__} config for {live.root}")
+            print("\n".join(config.describe(cfg)))
+            return EXIT_OK
+        return _run(live, args, request)
+    except RunnerError as exc:
+        print_summary(
+            Summary(
+                issue_id=request.issue_id if request else None,
+                mode="workspace",
+                code=exc.code,
+                reason=exc.message,
+            )
+        )
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        print("am-patch: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _load_config(live: Repo, args: argparse.Namespace) -> config.Config:
+    return config.load(
+        live.root, explicit=args.config, overrides=tuple(args.override), cli=cli_values(args)
+    )
+
+
+def _run(live: Repo, args: argparse.Namespace, request: pipeline.Request) -> int:
+    patches_dir = live.root / "patches"
+    summary = Summary(issue_id=request.issue_id, mode="workspace", message=request.message)
+    with (
+        RunLock(patches_dir / "am_patch.lock") as lock,
+        RunLog(patches_dir, f"issue_{request.issue_id}") as runlog,
+    ):
+        live.add_exclude("/patches/")
+        summary.log_path = str(runlog.path.relative_to(live.root))
+        log.info(
+            "am-patch %s: issue %s %r in %s",
+            __version__,
+            request.issue_id,
+            request.message,
+            live.root,
+        )
+        if lock.took_over:
+            log.info("took over a stale lock left by a dead run (%s)", lock.took_over)
+        run: pipeline.WorkspaceRun | None = None
+        try:
+            cfg = _load_config(live, args)
+            run = pipeline.WorkspaceRun(
+                live=live, config=cfg, request=request, summary=summary, log_path=runlog.path
+            )
+            run.execute()
+        except RunnerError as exc:
+            summary.code, summary.reason = exc.code, exc.message
+            log.info("failure fingerprint: %s %s", exc.code, exc.message)
+        except KeyboardInterrupt:
+            summary.code, summary.reason = "INTERNAL:INTERRUPTED", "interrupted by Ctrl-C"
+            runlog.write_summary(summary)
+            print("am-patch: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except Exception as exc:
+            log.info("unexpected error:\n%s", traceback.format_exc())
+            bug = RunnerError(Stage.INTERNAL, Category.BUG, f"{type(exc).__name__}: {exc}")
+            summary.code, summary.reason = bug.code, bug.message + " (a bug; see the log)"
+        runlog.write_summary(summary)
+        if run is not None:
+            run.archive()
+    print_summary(summary)
+    return EXIT_OK if summary.success else EXIT_FAIL

@@ -1,0 +1,59 @@
+"""The one error type of a run: a stage, a category and a message telling the user what to do."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Stage(StrEnum):
+    PREFLIGHT = "PREFLIGHT"
+    PATCH = "PATCH"
+    SCOPE = "SCOPE"
+    GATES = "GATES"
+    PROMOTION = "PROMOTION"
+    LIVE_GATES = "LIVE_GATES"
+    PUSH = "PUSH"
+    AUDIT = "AUDIT"
+    INTERNAL = "INTERNAL"
+
+
+class Category(StrEnum):
+    CONFIG = "CONFIG"
+    PATCH_PATH = "PATCH_PATH"
+    PATCH_FILES = "PATCH_FILES"
+    PATCH_SYNTAX = "PATCH_SYNTAX"
+    PATCH_ASCII = "PATCH_ASCII"
+    GIT = "GIT"
+    ORIGIN_AHEAD = "ORIGIN_AHEAD"
+    LOCK = "LOCK"
+    WORKSPACE = "WORKSPACE"
+    SANDBOX = "SANDBOX"
+    EXEC = "EXEC"
+    TIMEOUT = "TIMEOUT"
+    APPLY = "APPLY"
+    UNDECLARED = "UNDECLARED"
+    UNTOUCHED = "UNTOUCHED"
+    NOOP = "NOOP"
+    UNSAFE = "UNSAFE"
+    LIVE_CHANGED = "LIVE_CHANGED"
+    LIVE_DIRTY = "LIVE_DIRTY"
+    FAILED = "FAILED"
+    BUG = "BUG"
+
+
+class RunnerError(Exception):
+    """A run stops here. `category` is a Category, or a gate name in upper case for GATES."""
+
+    def __init__(self, stage: Stage, category: Category | str, message: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+        self.category = str(category)
+        self.message = message
+
+    @property
+    def code(self) -> str:
+        return f"{self.stage}:{self.category}"
+
+
+class UsageError(Exception):
+    """A command-line usage error: exit code 2."""

@@ -1,0 +1,158 @@
+"""Quality gates: which run for a change, on what targets, and their verdicts."""
+
+from __future__ import annotations
+
+import configparser
+import logging
+import sys
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from am_patch.config import Config, GateSpec
+from am_patch.proc import ProcResult
+from am_patch.sandbox import Jail
+
+log = logging.getLogger("am_patch")
+
+PYTHON_SUFFIXES = (".py", ".pyi")
+TOOL_CONFIGS = frozenset(
+    {
+        "pyproject.toml",
+        "setup.cfg",
+        "setup.py",
+        "tox.ini",
+        "mypy.ini",
+        ".mypy.ini",
+        "pytest.ini",
+        "ruff.toml",
+        ".ruff.toml",
+        "conftest.py",
+    }
+)
+PYTEST_NO_TESTS = 5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Planned:
+    spec: GateSpec
+    argv: tuple[str, ...]
+    skip_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    name: str
+    ok: bool
+    skipped: str | None = None
+    result: ProcResult | None = None
+
+    @property
+    def label(self) -> str:
+        if self.skipped:
+            return f"{self.name}: SKIPPED ({self.skipped})"
+        duration = f" in {self.result.duration_s:.1f}s" if self.result else ""
+        return f"{self.name}: {'PASS' if self.ok else 'FAIL'}{duration}"
+
+
+def python_for(config: Config, live_root: Path) -> Path:
+    """The project's interpreter: gate_python, else <live>/.venv/bin/python, else our own."""
+    if config.gate_python:
+        return Path(config.gate_python)
+    venv = live_root / ".venv" / "bin" / "python"
+    if venv.exists():
+        return venv
+    return Path(sys.executable)
+
+
+def is_python(path: str) -> bool:
+    return path.endswith(PYTHON_SUFFIXES)
+
+
+def touches_project(paths: Iterable[str]) -> bool:
+    return any(is_python(p) or p.rsplit("/", 1)[-1] in TOOL_CONFIGS for p in paths)
+
+
+def mypy_targets(root: Path) -> list[str]:
+    """Nothing when the project's mypy config names its files; else src/ if present, else '.'."""
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            tool = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            tool = {}
+        if tool.get("mypy", {}).get("files"):
+            return []
+    for name in ("mypy.ini", ".mypy.ini", "setup.cfg"):
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(root / name, encoding="utf-8")
+        except configparser.Error:
+            continue
+        if parser.has_option("mypy", "files"):
+            return []
+    return ["src"] if (root / "src").is_dir() else ["."]
+
+
+def _expand(spec: GateSpec, python: Path, targets: Sequence[str], root: Path) -> tuple[str, ...]:
+    argv: list[str] = []
+    for arg in spec.command:
+        if arg == "{targets}":
+            argv.extend(targets)
+        elif arg == "{mypy_targets}":
+            argv.extend(mypy_targets(root))
+        else:
+            argv.append(arg.replace("{python}", str(python)))
+    return tuple(argv)
+
+
+def plan(
+    config: Config, *, changed: Sequence[str], root: Path, python: Path, run_all: bool
+) -> list[Planned]:
+    """The gates of gates_order, each with its argv or the reason it is skipped."""
+    existing = [p for p in changed if (root / p).is_file()]
+    py_files = sorted(p for p in existing if is_python(p))
+    project = touches_project(changed)
+    planned = []
+    for name in config.gates_order:
+        spec = config.gate(name)
+        skip = None
+        targets: Sequence[str] = spec.full_targets
+        if spec.runs_on == "python_files" and not run_all:
+            targets = py_files
+            if not py_files:
+                skip = "no Python files in scope"
+        elif spec.runs_on == "project" and not run_all and not project:
+            skip = "no Python or tool config files in scope"
+        planned.append(
+            Planned(spec=spec, argv=_expand(spec, python, targets, root), skip_reason=skip)
+        )
+    return planned
+
+
+def run_one(planned: Planned, jail: Jail, config: Config) -> Verdict:
+    name = planned.spec.name
+    if planned.skip_reason:
+        log.info("gate %s skipped: %s", name, planned.skip_reason)
+        return Verdict(name=name, ok=True, skipped=planned.skip_reason)
+    log.info("gate %s:", name)
+    timeout = planned.spec.timeout_s or config.gate_timeout_s
+    result = jail.run(planned.argv, timeout_s=timeout or None)
+    ok = result.ok or (name == "pytest" and result.returncode == PYTEST_NO_TESTS)
+    if result.timed_out:
+        log.info("gate %s timed out after %ss", name, timeout)
+    return Verdict(name=name, ok=ok, result=result)
+
+
+def run_all(
+    planned: Sequence[Planned], jail: Jail, config: Config, *, keep_going: bool
+) -> list[Verdict]:
+    """Run gates in order; stop at the first failure unless keep_going."""
+    verdicts = []
+    for item in planned:
+        verdict = run_one(item, jail, config)
+        verdicts.append(verdict)
+        if not verdict.ok and not keep_going:
+            break
+    return verdicts

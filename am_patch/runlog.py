@@ -1,0 +1,114 @@
+"""The run log, the on-screen summary ending in RESULT:, and its JSON twin."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+log = logging.getLogger("am_patch")
+
+
+@dataclass(slots=True, kw_only=True)
+class Summary:
+    issue_id: str | None
+    mode: str
+    message: str = ""
+    code: str | None = None  # STAGE:CATEGORY on failure
+    reason: str = ""
+    files: list[tuple[str, str]] = field(default_factory=list)
+    commit: str | None = None
+    push: str = "SKIPPED"
+    gates: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    sandbox: str = ""
+    log_path: str | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.code is None
+
+    @property
+    def result_line(self) -> str:
+        return "RESULT: SUCCESS" if self.success else f"RESULT: FAIL {self.code}"
+
+    def lines(self) -> list[str]:
+        out = ["", "== am-patch summary =="]
+        if self.issue_id is not None:
+            out.append(f"ISSUE: {self.issue_id}")
+        out.append(f"MODE: {self.mode}")
+        if self.reason:
+            out.append(f"REASON: {self.reason}")
+        for gate in self.gates:
+            out.append(f"GATE {gate}")
+        if self.files:
+            out.append("FILES:")
+            out += [f"  {status} {path}" for status, path in self.files]
+        out += self.notes
+        out.append(f"COMMIT: {self.commit or '-'}")
+        out.append(f"PUSH: {self.push}")
+        if self.log_path:
+            out.append(f"LOG: {self.log_path}")
+        out.append(self.result_line)
+        return out
+
+
+class RunLog:
+    """patches/logs/<run>.log with every command and its output; am_patch.log links to it."""
+
+    def __init__(self, patches_dir: Path, label: str) -> None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        micros = f"{time.time_ns() // 1000 % 1_000_000:06d}"
+        self.name = f"{label}_{stamp}.{micros}_{os.getpid()}"
+        self.dir = patches_dir / "logs"
+        self.path = self.dir / f"{self.name}.log"
+        self.json_path = self.dir / f"{self.name}.json"
+        self.link = patches_dir / "am_patch.log"
+        self._handler: logging.Handler | None = None
+
+    def __enter__(self) -> RunLog:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(self.path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        handler.setLevel(logging.DEBUG)
+        log.addHandler(handler)
+        log.setLevel(logging.DEBUG)
+        self._handler = handler
+        tmp = self.link.with_name(f".am_patch.log.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(self.path.relative_to(self.link.parent))
+        tmp.replace(self.link)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._handler is not None:
+            log.removeHandler(self._handler)
+            self._handler.close()
+            self._handler = None
+
+    def write_summary(self, summary: Summary) -> None:
+        for line in summary.lines():
+            log.info("%s", line)
+        data = asdict(summary) | {"result": summary.result_line, "success": summary.success}
+        self.json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+def say(message: str) -> None:
+    """A progress line on screen, and in the log."""
+    log.info("%s", message)
+    print(message, flush=True)
+
+
+def print_summary(summary: Summary) -> None:
+    sys.stdout.write("\n".join(summary.lines()) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,177 @@
+"""The bubblewrap jail that patch scripts (and, by default, gates) run in."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from am_patch import proc
+from am_patch.errors import Category, RunnerError, Stage
+
+log = logging.getLogger("am_patch")
+
+BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+_PROBE_SCRIPT = (
+    "import sys, site; print(sys.prefix); print(sys.base_prefix); print(site.getusersitepackages())"
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Jail:
+    """How to run a command confined to `writable`; `bwrap` is None when the sandbox is off."""
+
+    bwrap: str | None
+    writable: Path
+    extra_writable: tuple[Path, ...] = ()
+    hidden: tuple[Path, ...] = ()
+    exposed: tuple[Path, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def description(self) -> str:
+        if self.bwrap is None:
+            return "NONE (sandbox disabled by the user: the patch ran with full access)"
+        return f"bubblewrap ({self.bwrap}): read-only system, writable {self.writable}, no network"
+
+    def with_exposed(self, *paths: Path) -> Jail:
+        """The same jail with more paths visible read-only."""
+        return dataclasses.replace(self, exposed=(*self.exposed, *paths))
+
+    def argv(self, command: Sequence[str]) -> list[str]:
+        if self.bwrap is None:
+            return list(command)
+        args = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        args += ["--tmpfs", "/tmp"]
+        for hidden in self.hidden:
+            args += ["--tmpfs", str(hidden)]
+        for path in self.exposed:
+            args += ["--ro-bind", str(path), str(path)]
+        for path in (self.writable, *self.extra_writable):
+            args += ["--bind", str(path), str(path)]
+        pointer = self.writable / ".git"  # the worktree's gitdir pointer stays read-only
+        if pointer.exists():
+            args += ["--ro-bind", str(pointer), str(pointer)]
+        args += ["--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
+        for key, value in sorted(self.env.items()):
+            args += ["--setenv", key, value]
+        args += ["--chdir", str(self.writable), "--"]
+        return args + list(command)
+
+    def run(self, command: Sequence[str], *, timeout_s: float | None) -> proc.ProcResult:
+        env = None if self.bwrap else dict(self.env)
+        return proc.run(self.argv(command), cwd=self.writable, env=env, timeout_s=timeout_s)
+
+
+def base_env(python: Path) -> dict[str, str]:
+    """A minimal environment: nothing inherited, so no secrets and no GIT_* leak in."""
+    return {
+        "PATH": f"{python.parent}:{BASE_PATH}",
+        "HOME": "/tmp",
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONPYCACHEPREFIX": "/tmp/pycache",
+    }
+
+
+def interpreter_dirs(python: Path, root: Path) -> tuple[Path, ...]:
+    """Directories an interpreter needs (venv, base install, user site), never the live tree."""
+    dirs = {python.parent.parent.absolute(), python.resolve().parent.parent}
+    result = proc.run([str(python), "-I", "-c", _PROBE_SCRIPT], cwd=root, quiet=True)
+    if result.ok:
+        dirs.update(Path(line) for line in result.output.splitlines() if line.strip())
+    live = root.resolve()
+    keep = []
+    for path in sorted(dirs):
+        if not path.exists() or path == Path("/"):
+            continue
+        if path.resolve().is_relative_to(live) and path.resolve() != live:
+            keep.append(path)  # a venv inside the live repo is fine to expose, read-only
+        elif not live.is_relative_to(path.resolve()):
+            keep.append(path)
+    return tuple(keep)
+
+
+def hidden_dirs(live_root: Path, git_common_dir: Path) -> tuple[Path, ...]:
+    """$HOME and the live repository (and its git dir if elsewhere), outside /tmp."""
+    candidates = [Path(os.environ.get("HOME", "/root")), live_root, git_common_dir]
+    result: list[Path] = []
+    for path in sorted({p.resolve() for p in candidates}, key=lambda p: len(p.parts)):
+        if path == Path("/") or not path.exists():
+            continue
+        if path.is_relative_to("/tmp") or any(path.is_relative_to(h) for h in result):
+            continue
+        result.append(path)
+    return tuple(result)
+
+
+def make_jail(
+    *,
+    bwrap: str,
+    enabled: bool,
+    writable: Path,
+    live_root: Path,
+    git_common_dir: Path,
+    python: Path,
+    extra_writable: tuple[Path, ...] = (),
+    extra_env: Mapping[str, str] | None = None,
+) -> Jail:
+    env = base_env(python) | dict(extra_env or {})
+    if not enabled:
+        return Jail(bwrap=None, writable=writable, extra_writable=extra_writable, env=env)
+    found = shutil.which(bwrap)
+    if found is None:
+        raise RunnerError(
+            Stage.PREFLIGHT,
+            Category.SANDBOX,
+            f"bubblewrap not found ({bwrap}): install it (apt-get install bubblewrap) "
+            "or run with --unsafe-no-sandbox",
+        )
+    return Jail(
+        bwrap=found,
+        writable=writable,
+        extra_writable=extra_writable,
+        hidden=hidden_dirs(live_root, git_common_dir),
+        exposed=interpreter_dirs(python, live_root),
+        env=env,
+    )
+
+
+def probe(jail: Jail, python: Path) -> None:
+    """Run the exact jail once with a no-op; PREFLIGHT:SANDBOX with the likely cause if it fails."""
+    if jail.bwrap is None:
+        return
+    result = jail.run([str(python), "-c", "pass"], timeout_s=60)
+    if result.ok:
+        return
+    raise RunnerError(
+        Stage.PREFLIGHT,
+        Category.SANDBOX,
+        f"the sandbox cannot run: {_hint()}; bwrap said: {result.tail(3) or result.returncode}",
+    )
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _hint() -> str:
+    if _read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1" and os.geteuid() != 0:
+        return (
+            "AppArmor restricts unprivileged user namespaces "
+            "(kernel.apparmor_restrict_unprivileged_userns=1; add an AppArmor profile for bwrap)"
+        )
+    if _read("/proc/sys/kernel/unprivileged_userns_clone") == "0" and os.geteuid() != 0:
+        return "user namespaces are off (sysctl kernel.unprivileged_userns_clone=1)"
+    if _read("/proc/sys/user/max_user_namespaces") == "0":
+        return "user namespaces are off (sysctl user.max_user_namespaces=0)"
+    return "bwrap failed to set up the jail (in a container, allow user namespaces)"
