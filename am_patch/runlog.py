@@ -49,6 +49,8 @@ class Summary:
         if self.files:
             out.append("FILES:")
             out += [f"  {status} {path}" for status, path in self.files]
+        if self.sandbox:
+            out.append(f"SANDBOX: {self.sandbox}")
         out += self.notes
         out.append(f"COMMIT: {self.commit or '-'}")
         out.append(f"PUSH: {self.push}")
