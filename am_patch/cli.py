@@ -249,19 +249,57 @@ def cli_values(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
+def _issue_id(text: str) -> str:
+    if not ISSUE_ID.fullmatch(text):
+        raise UsageError(f"ISSUE_ID must be a number, got {text!r}")
+    return text
+
+
+def _message(text: str) -> str:
+    if not text.strip():
+        raise UsageError("MESSAGE must not be empty")
+    return text.strip()
+
+
 def parse_request(args: argparse.Namespace) -> pipeline.Request:
+    """Which mode, with which arguments; every inconsistent combination is a usage error."""
     pos = list(args.positional)
-    if args.finalize_live is not None or args.finalize_workspace is not None or args.rerun_latest:
-        raise UsageError("this mode is not available yet in this version")
+    finalize_live = args.finalize_live is not None
+    finalize_ws = args.finalize_workspace is not None
+    if finalize_live + finalize_ws + bool(args.rerun_latest) > 1:
+        raise UsageError("-f, --finalize-workspace and -l exclude each other")
+    if (finalize_live or finalize_ws) and args.test_mode:
+        raise UsageError("--test-mode applies to workspace mode only")
+    if finalize_live:
+        if pos:
+            raise UsageError("-f MESSAGE takes no ISSUE_ID or PATCH")
+        return pipeline.Request(
+            mode=pipeline.Mode.FINALIZE_LIVE, issue_id=None, message=_message(args.finalize_live)
+        )
+    if finalize_ws:
+        if pos:
+            raise UsageError("--finalize-workspace ISSUE_ID takes no other arguments")
+        return pipeline.Request(
+            mode=pipeline.Mode.FINALIZE_WORKSPACE,
+            issue_id=_issue_id(args.finalize_workspace),
+            message="",
+        )
+    if args.rerun_latest:
+        if len(pos) != 2:
+            raise UsageError("-l takes ISSUE_ID MESSAGE")
+        return pipeline.Request(
+            mode=pipeline.Mode.WORKSPACE,
+            issue_id=_issue_id(pos[0]),
+            message=_message(pos[1]),
+            rerun_latest=True,
+        )
     if len(pos) not in (2, 3):
         raise UsageError("expected ISSUE_ID MESSAGE [PATCH] (am-patch -h for help)")
-    issue_id, message = pos[0], pos[1]
-    if not ISSUE_ID.fullmatch(issue_id):
-        raise UsageError(f"ISSUE_ID must be a number, got {issue_id!r}")
-    if not message.strip():
-        raise UsageError("MESSAGE must not be empty")
     return pipeline.Request(
-        issue_id=issue_id, message=message.strip(), patch_arg=pos[2] if len(pos) == 3 else None
+        mode=pipeline.Mode.WORKSPACE,
+        issue_id=_issue_id(pos[0]),
+        message=_message(pos[1]),
+        patch_arg=pos[2] if len(pos) == 3 else None,
     )
 
 
@@ -291,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_summary(
             Summary(
                 issue_id=request.issue_id if request else None,
-                mode="workspace",
+                mode=request.mode if request else "show-config",
                 code=exc.code,
                 reason=exc.message,
             )
@@ -310,11 +348,9 @@ def _load_config(live: Repo, args: argparse.Namespace) -> config.Config:
 
 def _run(live: Repo, args: argparse.Namespace, request: pipeline.Request) -> int:
     patches_dir = live.root / "patches"
-    summary = Summary(issue_id=request.issue_id, mode="workspace", message=request.message)
-    with (
-        RunLock(patches_dir / "am_patch.lock") as lock,
-        RunLog(patches_dir, f"issue_{request.issue_id}") as runlog,
-    ):
+    summary = Summary(issue_id=request.issue_id, mode=request.mode, message=request.message)
+    label = f"issue_{request.issue_id}" if request.issue_id else "finalize_live"
+    with RunLock(patches_dir / "am_patch.lock") as lock, RunLog(patches_dir, label) as runlog:
         live.add_exclude("/patches/")
         summary.log_path = str(runlog.path.relative_to(live.root))
         log.info(
@@ -326,10 +362,12 @@ def _run(live: Repo, args: argparse.Namespace, request: pipeline.Request) -> int
         )
         if lock.took_over:
             log.info("took over a stale lock left by a dead run (%s)", lock.took_over)
-        run: pipeline.WorkspaceRun | None = None
+        run: pipeline.Run | None = None
         try:
             cfg = _load_config(live, args)
-            run = pipeline.WorkspaceRun(
+            if cfg.test_mode:
+                summary.mode = "test-mode"
+            run = pipeline.Run(
                 live=live, config=cfg, request=request, summary=summary, log_path=runlog.path
             )
             run.execute()

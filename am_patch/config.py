@@ -93,6 +93,7 @@ class Config:
     main_branch: str = "main"
     max_rebase_attempts: int = 3
     failure_zips_keep: int = 5
+    gate_cache: bool = True
     gates: tuple[GateSpec, ...] = DEFAULT_GATES
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -205,7 +206,10 @@ class _Builder:
     def _set_gate(self, key: str, value: Any, source: str) -> None:
         hint = self._hint(key)
         _, name, attr = key.split(".")
-        self.gates.setdefault(name, {})[attr] = _check(key, hint, value)
+        checked = _check(key, hint, value)
+        if attr == "command" and not checked:
+            raise _config_error(key, "a gate command must not be empty")
+        self.gates.setdefault(name, {})[attr] = checked
         self.sources[key] = source
 
     def build(self) -> Config:
@@ -238,9 +242,12 @@ def find_config_file(root: Path, explicit: Path | None) -> tuple[Path, dict[str,
             return path, _read_toml(path)
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
-        table = _read_toml(pyproject).get("tool", {}).get("am_patch")
+        tool = _read_toml(pyproject).get("tool", {})
+        table = tool.get("am_patch") if isinstance(tool, dict) else None
         if isinstance(table, dict):
             return pyproject, table
+        if table is not None:
+            raise _config_error("tool.am_patch", f"{pyproject}: expected a table")
     return None
 
 

@@ -10,9 +10,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from am_patch import sandbox
 from am_patch.config import Config, GateSpec
 from am_patch.proc import ProcResult
 from am_patch.sandbox import Jail
+from am_patch.verdicts import VerdictCache
 
 log = logging.getLogger("am_patch")
 
@@ -47,11 +49,14 @@ class Verdict:
     ok: bool
     skipped: str | None = None
     result: ProcResult | None = None
+    cached: bool = False
 
     @property
     def label(self) -> str:
         if self.skipped:
             return f"{self.name}: SKIPPED ({self.skipped})"
+        if self.cached:
+            return f"{self.name}: PASS (cached: this tree already passed)"
         duration = f" in {self.result.duration_s:.1f}s" if self.result else ""
         return f"{self.name}: {'PASS' if self.ok else 'FAIL'}{duration}"
 
@@ -145,13 +150,66 @@ def run_one(planned: Planned, jail: Jail, config: Config) -> Verdict:
     return Verdict(name=name, ok=ok, result=result)
 
 
+def make_jail(
+    config: Config, *, live_root: Path, git_common_dir: Path, workdir: Path, cache_dir: Path
+) -> Jail:
+    """The gates' jail: like the patch's, plus a writable cache; workdir's code comes first."""
+    python = python_for(config, live_root)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    src = workdir / "src"
+    env = {
+        "MYPY_CACHE_DIR": str(cache_dir / "mypy"),
+        "RUFF_CACHE_DIR": str(cache_dir / "ruff"),
+        "PYTHONPATH": str(src if src.is_dir() else workdir),
+    }
+    return sandbox.make_jail(
+        bwrap=config.bwrap,
+        enabled=config.sandbox == "bwrap" and config.sandbox_gates,
+        writable=workdir,
+        live_root=live_root,
+        git_common_dir=git_common_dir,
+        python=python,
+        extra_writable=(cache_dir,),
+        extra_env=env,
+    )
+
+
+def all_cached(planned: Sequence[Planned], cache: VerdictCache, tree: str) -> bool:
+    return all(p.skip_reason or cache.passed(tree, p.spec.name, p.argv) for p in planned)
+
+
+def record(
+    planned: Sequence[Planned], verdicts: Sequence[Verdict], cache: VerdictCache, tree: str
+) -> None:
+    """Remember the passes of this run for tree."""
+    ran = {v.name for v in verdicts if v.ok and not v.skipped and not v.cached}
+    for item in planned:
+        if item.spec.name in ran:
+            cache.record_pass(tree, item.spec.name, item.argv)
+
+
 def run_all(
-    planned: Sequence[Planned], jail: Jail, config: Config, *, keep_going: bool
+    planned: Sequence[Planned],
+    jail: Jail,
+    config: Config,
+    *,
+    keep_going: bool,
+    cache: VerdictCache | None = None,
+    tree: str | None = None,
 ) -> list[Verdict]:
-    """Run gates in order; stop at the first failure unless keep_going."""
+    """Run gates in order, reusing passes cached for tree; stop at the first failure."""
     verdicts = []
     for item in planned:
-        verdict = run_one(item, jail, config)
+        if (
+            cache
+            and tree
+            and not item.skip_reason
+            and cache.passed(tree, item.spec.name, item.argv)
+        ):
+            log.info("gate %s: cached pass for tree %s", item.spec.name, tree)
+            verdict = Verdict(name=item.spec.name, ok=True, cached=True)
+        else:
+            verdict = run_one(item, jail, config)
         verdicts.append(verdict)
         if not verdict.ok and not keep_going:
             break

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import ast
+import codecs
+import io
 import posixpath
-from dataclasses import dataclass
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from am_patch import proc
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.repo import RepoPath, is_git_component
 
 SUFFIXES = (".py", ".patch", ".diff", ".zip")
+DIFF_SUFFIXES = (".patch", ".diff")
+MAX_MEMBER_BYTES = 32 * 1024 * 1024
+MAX_MEMBERS = 500
 
 
 class Kind(StrEnum):
@@ -21,11 +30,21 @@ class Kind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Diff:
+    """One unified diff: a .patch/.diff file or a member of a zip."""
+
+    name: str
+    data: bytes
+    files: tuple[RepoPath, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PatchInput:
     path: Path
     kind: Kind
     files: tuple[RepoPath, ...]
     data: bytes
+    diffs: tuple[Diff, ...] = field(default=())
 
 
 def _path_error(message: str) -> RunnerError:
@@ -114,7 +133,7 @@ def normalize_file(raw: str) -> RepoPath:
 def read_script_files(path: Path, data: bytes) -> tuple[RepoPath, ...]:
     """FILES of a patch script, read from its syntax tree; the script is never executed here."""
     try:
-        source = data.decode("utf-8")
+        source = data.decode("utf-8-sig")  # Python accepts a UTF-8 BOM
     except UnicodeDecodeError as exc:
         raise RunnerError(
             Stage.PREFLIGHT, Category.PATCH_SYNTAX, f"{path.name}: not valid UTF-8 ({exc.reason})"
@@ -157,18 +176,96 @@ def _assigns_files(node: ast.stmt) -> bool:
     return False
 
 
+def _unquote(text: str) -> str:
+    """A path as git writes it in a header: C-quoted when it holds special characters."""
+    if not text.startswith('"'):
+        return text
+    raw, _ = codecs.escape_decode(text[1:-1].encode("latin-1", "backslashreplace"))
+    return bytes(raw).decode("utf-8", errors="surrogateescape")
+
+
+def diff_files(name: str, data: bytes) -> tuple[RepoPath, ...]:
+    """The paths a diff touches, as git apply reads them; escaping paths are PATCH_FILES."""
+    with tempfile.NamedTemporaryFile(suffix=".patch") as tmp:
+        tmp.write(data)
+        tmp.flush()
+        result = proc.run(
+            ["git", "apply", "--numstat", "-z", tmp.name],
+            cwd=Path(tempfile.gettempdir()),
+            env=proc.clean_git_env(),
+            quiet=True,
+        )
+    if not result.ok:
+        raise RunnerError(
+            Stage.PREFLIGHT, Category.PATCH_SYNTAX, f"{name}: not a usable diff: {result.tail(1)}"
+        )
+    raw: list[str] = []
+    records = result.output.split("\0")
+    for record in records:
+        parts = record.split("\t", 2)
+        raw.append(parts[2] if len(parts) == 3 else record)
+    for line in data.decode("utf-8", errors="surrogateescape").splitlines():
+        for header in ("rename from ", "copy from "):
+            if line.startswith(header):
+                raw.append(_unquote(line[len(header) :]))
+    paths = [r for r in raw if r]
+    if not paths:
+        raise RunnerError(
+            Stage.PREFLIGHT, Category.PATCH_FILES, f"{name}: the diff touches no file"
+        )
+    return tuple(dict.fromkeys(normalize_file(p) for p in paths))
+
+
+def _zip_error(message: str) -> RunnerError:
+    return RunnerError(Stage.PREFLIGHT, Category.PATCH_FILES, message)
+
+
+def read_zip(path: Path, data: bytes) -> tuple[Diff, ...]:
+    """The .patch/.diff members in name order; unsafe or oversized members refuse the whole zip."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise RunnerError(
+            Stage.PREFLIGHT, Category.PATCH_SYNTAX, f"{path.name}: not a zip file"
+        ) from exc
+    with archive:
+        infos = [i for i in archive.infolist() if not i.is_dir()]
+        if len(infos) > MAX_MEMBERS:
+            raise _zip_error(f"{path.name}: more than {MAX_MEMBERS} members")
+        diffs = []
+        for info in sorted(infos, key=lambda i: i.filename):
+            name = info.filename
+            parts = name.replace("\\", "/").split("/")
+            if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+                raise _zip_error(f"{path.name}: member {name!r} has an absolute name")
+            if ".." in parts:
+                raise _zip_error(f"{path.name}: member {name!r} leaves the archive (zip-slip)")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise _zip_error(f"{path.name}: member {name!r} is a link")
+            if info.file_size > MAX_MEMBER_BYTES:
+                raise _zip_error(f"{path.name}: member {name!r} is larger than 32 MiB")
+            if not name.endswith(DIFF_SUFFIXES):
+                raise _zip_error(f"{path.name}: member {name!r} is not a .patch or .diff")
+            member = archive.read(info)
+            diffs.append(Diff(name=name, data=member, files=diff_files(name, member)))
+    if not diffs:
+        raise _zip_error(f"{path.name}: no .patch or .diff members")
+    return tuple(diffs)
+
+
 def load(patches_dir: Path, issue_id: str, arg: str | None, *, ascii_only: bool) -> PatchInput:
     path = resolve_path(patches_dir, issue_id, arg)
     data = path.read_bytes()
     kind = detect_kind(path, data)
+    diffs: tuple[Diff, ...] = ()
     if kind is Kind.SCRIPT:
         if ascii_only:
             check_ascii(path, data)
         files = read_script_files(path, data)
+    elif kind is Kind.DIFF:
+        diffs = (Diff(name=path.name, data=data, files=diff_files(path.name, data)),)
+        files = diffs[0].files
     else:
-        raise RunnerError(
-            Stage.PREFLIGHT,
-            Category.PATCH_PATH,
-            f"{path.name}: {kind} patches are not supported yet",
-        )
-    return PatchInput(path=path, kind=kind, files=files, data=data)
+        diffs = read_zip(path, data)
+        files = tuple(dict.fromkeys(f for d in diffs for f in d.files))
+    return PatchInput(path=path, kind=kind, files=files, data=data, diffs=diffs)

@@ -259,6 +259,22 @@ class Repo:
                 index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=oid), FileMode(mode)))
         return TreeOid(str(index.write_tree(self.raw)))
 
+    def tree_from_dir(self, base: str, directory: Path, paths: Iterable[str]) -> TreeOid:
+        """base's tree with each path as it is now in directory (missing there: removed)."""
+        index = pygit2.Index()
+        index.read_tree(self.raw[base].peel(pygit2.Tree))
+        for path in paths:
+            full = directory / path
+            if full.is_symlink():
+                oid = self.raw.create_blob(os.fsencode(os.readlink(full)))
+                index.add(pygit2.IndexEntry(path, oid, FileMode.LINK))
+            elif full.is_file():
+                mode = FileMode.BLOB_EXECUTABLE if full.stat().st_mode & 0o111 else FileMode.BLOB
+                index.add(pygit2.IndexEntry(path, self.raw.create_blob_fromdisk(str(full)), mode))
+            elif path in index:
+                index.remove(path)
+        return TreeOid(str(index.write_tree(self.raw)))
+
     # --- working directories ----------------------------------------------------------
 
     def snapshot(self, tracked_in: str | None = None, *, write: bool = True) -> Snapshot:
@@ -302,6 +318,14 @@ class Repo:
             return
         dest.write_bytes(data)
         dest.chmod(0o755 if mode == EXEC else 0o644)
+
+    def export_tree(self, tree: str, directory: Path) -> None:
+        """Write tree's files into directory without touching this repository's index or HEAD."""
+        directory.mkdir(parents=True, exist_ok=True)
+        strategy = CheckoutStrategy.FORCE | CheckoutStrategy.DONT_UPDATE_INDEX
+        self.raw.checkout_tree(  # type: ignore[no-untyped-call]
+            self.raw[tree].peel(pygit2.Tree), directory=str(directory), strategy=strategy
+        )
 
     def reset_index(self, tree: str) -> None:
         index = self.raw.index

@@ -43,7 +43,9 @@ class Meta:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Workspace:
-    issue_id: str
+    """`label` is issue_<ID>, or test_<ID>_<pid> for a --test-mode throw-away workspace."""
+
+    label: str
     dir: Path
     meta: Meta
 
@@ -61,38 +63,50 @@ class Workspace:
 
     @property
     def branch(self) -> str:
-        return branch_name(self.issue_id)
+        return branch_name(self.label)
+
+    @property
+    def worktree(self) -> str:
+        return worktree_name(self.label)
 
     def open(self) -> Repo:
         return Repo.open(self.repo_dir)
 
 
-def branch_name(issue_id: str) -> str:
-    return f"am_patch/issue_{issue_id}"
+def branch_name(label: str) -> str:
+    return f"am_patch/{label}"
 
 
-def worktree_name(issue_id: str) -> str:
-    return f"am_patch_issue_{issue_id}"
+def worktree_name(label: str) -> str:
+    return f"am_patch_{label}"
 
 
-def workspace_dir(patches_dir: Path, issue_id: str) -> Path:
-    return patches_dir / "workspaces" / f"issue_{issue_id}"
+def workspace_dir(patches_dir: Path, label: str) -> Path:
+    return patches_dir / "workspaces" / label
 
 
-def _is_valid(live: Repo, wdir: Path, issue_id: str) -> bool:
+def open_existing(live: Repo, patches_dir: Path, label: str) -> Workspace | None:
+    wdir = workspace_dir(patches_dir, label)
+    if not _is_valid(live, wdir, label):
+        return None
+    return Workspace(label=label, dir=wdir, meta=Meta.read(wdir / "meta.json"))
+
+
+def _is_valid(live: Repo, wdir: Path, label: str) -> bool:
     repo_dir = wdir / "repo"
     if not (wdir / "meta.json").is_file() or not (repo_dir / ".git").is_file():
         return False
     ws = Repo.try_open(repo_dir)
     if ws is None:
         return False
-    return ws.common_dir == live.common_dir and ws.head_branch() == branch_name(issue_id)
+    return ws.common_dir == live.common_dir and ws.head_branch() == branch_name(label)
 
 
 def prepare(
     live: Repo,
-    wdir: Path,
+    patches_dir: Path,
     *,
+    label: str,
     issue_id: str,
     live_head: CommitOid,
     message: str,
@@ -100,14 +114,14 @@ def prepare(
     update_base: bool,
 ) -> Workspace:
     """Reuse the issue's workspace (keeping its base), or make a new one at live_head."""
-    name = worktree_name(issue_id)
-    if _is_valid(live, wdir, issue_id):
+    wdir = workspace_dir(patches_dir, label)
+    name = worktree_name(label)
+    if _is_valid(live, wdir, label):
         meta = Meta.read(wdir / "meta.json")
         log.info("workspace reused: %s (base %s, attempt %d)", wdir, meta.base, meta.attempt)
-        ws = Workspace(issue_id=issue_id, dir=wdir, meta=meta)
+        ws = Workspace(label=label, dir=wdir, meta=meta)
         if update_base and meta.base != live_head:
-            move_base(live, ws, live_head)
-            meta = replace(meta, base=live_head)
+            meta = move_base(live, ws, live_head).meta
     else:
         if wdir.exists():
             log.info("workspace %s is incomplete or foreign: recreating it", wdir)
@@ -115,9 +129,9 @@ def prepare(
         if live.prune_worktree(name):
             log.info("stale worktree entry %s pruned", name)
         wdir.mkdir(parents=True)
-        live.set_branch(branch_name(issue_id), live_head)
+        live.set_branch(branch_name(label), live_head)
         try:
-            live.add_worktree(name, wdir / "repo", branch_name(issue_id))
+            live.add_worktree(name, wdir / "repo", branch_name(label))
         except Exception as exc:
             raise RunnerError(
                 Stage.PREFLIGHT, Category.WORKSPACE, f"cannot create workspace {wdir}: {exc}"
@@ -133,21 +147,33 @@ def prepare(
         log.info("workspace created: %s at base %s", wdir, live_head)
     meta = replace(meta, attempt=meta.attempt + 1, message=message, files=files)
     meta.write(wdir / "meta.json")
-    return Workspace(issue_id=issue_id, dir=wdir, meta=meta)
+    return Workspace(label=label, dir=wdir, meta=meta)
 
 
-def move_base(live: Repo, ws: Workspace, new_base: CommitOid) -> None:
-    """-W: the workspace starts over from new_base (its branch, index and files)."""
+def move_base(live: Repo, ws: Workspace, new_base: CommitOid, tree: str | None = None) -> Workspace:
+    """Start over from new_base: branch, index, and files (tree, else new_base's own)."""
     live.set_branch(ws.branch, new_base)
     repo = ws.open()
-    tree = repo.tree_of(new_base)
-    repo.restore(tree, tracked_in=repo.tree_of(ws.meta.base))
-    repo.reset_index(tree)
+    repo.restore(tree or repo.tree_of(new_base), tracked_in=ws.meta.base)
+    repo.reset_index(repo.tree_of(new_base))
     log.info("workspace base moved from %s to %s", ws.meta.base, new_base)
+    moved = replace(ws, meta=replace(ws.meta, base=new_base))
+    moved.meta.write(moved.meta_path)
+    return moved
+
+
+def soft_reset(live: Repo, ws: Workspace) -> None:
+    """Back to the base: tracked files as committed there, untracked files removed."""
+    repo = ws.open()
+    tree = repo.tree_of(ws.meta.base)
+    repo.restore(tree, tracked_in=ws.meta.base)
+    repo.reset_index(tree)
+    live.set_branch(ws.branch, ws.meta.base)
+    log.info("workspace soft-reset to its base %s", ws.meta.base)
 
 
 def remove(live: Repo, ws: Workspace) -> None:
-    live.remove_worktree(worktree_name(ws.issue_id), ws.repo_dir)
+    live.remove_worktree(ws.worktree, ws.repo_dir)
     if ws.dir.exists():
         _rmtree(ws.dir)
     live.delete_branch(ws.branch)

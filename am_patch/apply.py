@@ -1,0 +1,67 @@
+"""Running a patch input in the workspace: a script in the jail, diffs with git apply."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from am_patch import proc
+from am_patch.errors import Category, RunnerError, Stage
+from am_patch.patchfile import Diff
+from am_patch.runlog import say
+from am_patch.sandbox import Jail
+
+log = logging.getLogger("am_patch")
+
+_FAILED_AT = re.compile(r"error: patch failed: (.+):(\d+)")
+_ERROR = re.compile(r"error: (.+)")
+
+
+def run_script(jail: Jail, script: Path, *, timeout_s: int) -> None:
+    """The script runs with the workspace as its working directory, confined by the jail."""
+    say(f"[patch] running {script.name} in the workspace")
+    result = jail.run([sys.executable, str(script)], timeout_s=timeout_s or None)
+    if result.timed_out:
+        raise RunnerError(
+            Stage.PATCH, Category.TIMEOUT, f"{script.name} ran longer than {timeout_s}s"
+        )
+    if not result.ok:
+        print(result.tail(15), flush=True)
+        raise RunnerError(
+            Stage.PATCH,
+            Category.EXEC,
+            f"{script.name} exited with {result.returncode}: {result.tail(1)}",
+        )
+
+
+def _why(output: str) -> str:
+    match = _FAILED_AT.search(output)
+    if match:
+        return f"hunk at {match.group(1)} line {match.group(2)} does not apply"
+    match = _ERROR.search(output)
+    return match.group(1) if match else output.strip().splitlines()[-1:][0] if output else "?"
+
+
+def apply_diffs(root: Path, diffs: Sequence[Diff], scratch: Path) -> None:
+    """Apply each diff in order: exact first, then --3way. The caller rolls back on failure."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    env = proc.clean_git_env()
+    for number, diff in enumerate(diffs, start=1):
+        file = scratch / f"{number:03d}.patch"
+        file.write_bytes(diff.data)
+        exact = proc.run(["git", "apply", "--whitespace=nowarn", str(file)], cwd=root, env=env)
+        if exact.ok:
+            say(f"[patch] {diff.name}: applied exactly")
+            continue
+        merged = proc.run(
+            ["git", "apply", "--3way", "--whitespace=nowarn", str(file)], cwd=root, env=env
+        )
+        if merged.ok:
+            say(f"[patch] {diff.name}: applied with --3way (the exact apply failed)")
+            continue
+        raise RunnerError(
+            Stage.PATCH, Category.APPLY, f"{diff.name}: {_why(exact.output)} (exact and --3way)"
+        )

@@ -1,0 +1,46 @@
+"""Gate verdicts keyed by tree id and gate definition: a tree already gated is not gated again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+log = logging.getLogger("am_patch")
+
+
+def key(tree: str, gate: str, argv: Sequence[str]) -> str:
+    """The verdict's identity: the tree and exactly how the gate is run on it."""
+    blob = json.dumps([tree, gate, list(argv)]).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+class VerdictCache:
+    """Passing verdicts in <git common dir>/am_patch/verdicts.json, shared by runner and hooks."""
+
+    def __init__(self, git_common_dir: Path, *, enabled: bool = True) -> None:
+        self.path = git_common_dir / "am_patch" / "verdicts.json"
+        self.enabled = enabled
+
+    def _load(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def passed(self, tree: str, gate: str, argv: Sequence[str]) -> bool:
+        return self.enabled and key(tree, gate, argv) in self._load()
+
+    def record_pass(self, tree: str, gate: str, argv: Sequence[str]) -> None:
+        if not self.enabled:
+            return
+        data = self._load()
+        data[key(tree, gate, argv)] = f"{gate} {tree}"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".verdicts.{os.getpid()}.json")
+        tmp.write_text(json.dumps(data, indent=0), encoding="utf-8")
+        tmp.replace(self.path)

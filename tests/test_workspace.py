@@ -1,0 +1,220 @@
+"""Workspaces end to end: a worktree per issue, reused with its base, rolled back on failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from testing.project import NO_GATES, Outcome, Project
+
+CALC = "src/democalc/calc.py"
+APPEND_SUB = """
+p = Path("src/democalc/calc.py")
+p.write_text(p.read_text() + "\\n\\ndef sub(a: int, b: int) -> int:\\n    return a - b\\n")
+"""
+CACHES = frozenset({"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"})
+
+
+def ws_dir(project: Project, issue: str) -> Path:
+    return project.patches / "workspaces" / f"issue_{issue}"
+
+
+def read_meta(project: Project, issue: str) -> dict[str, object]:
+    data = json.loads((ws_dir(project, issue) / "meta.json").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def log_text(project: Project, out: Outcome) -> str:
+    return (project.live / out.line("LOG:").removeprefix("LOG: ")).read_text()
+
+
+def worktrees(project: Project) -> list[str]:
+    """The worktree paths git knows of, the live repo first."""
+    listing = project.git("worktree", "list", "--porcelain")
+    return [
+        line.removeprefix("worktree ")
+        for line in listing.splitlines()
+        if line.startswith("worktree ")
+    ]
+
+
+def tree_state(root: Path) -> dict[str, tuple[str, bytes]]:
+    """Every file under root (but the .git pointer and tool caches): kind+mode and bytes."""
+    state = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d not in CACHES]
+        for name in filenames:
+            path = Path(dirpath, name)
+            rel = path.relative_to(root).as_posix()
+            if rel == ".git":
+                continue
+            if path.is_symlink():
+                state[rel] = ("link", os.readlink(path).encode())
+            else:
+                mode = "exec" if path.stat().st_mode & stat.S_IXUSR else "file"
+                state[rel] = (mode, path.read_bytes())
+    return state
+
+
+def test_workspace_is_a_worktree_on_its_issue_branch_with_meta(project: Project) -> None:
+    base = project.head()
+    project.patch("issue_21.py", [CALC], APPEND_SUB)
+
+    out = project.run("21", "Add sub", "-k", *NO_GATES)
+    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
+
+    repo = ws_dir(project, "21") / "repo"
+    assert repo.is_dir(), "-k must keep the workspace"
+    assert str(repo) in worktrees(project)
+    assert project.git("rev-parse", "--abbrev-ref", "HEAD", cwd=repo) == "am_patch/issue_21"
+    assert project.git("rev-parse", "am_patch/issue_21") == project.head()
+    assert project.git("status", "--porcelain", cwd=repo) == ""
+    meta = read_meta(project, "21")
+    assert meta["base"] == base
+    assert meta["attempt"] == 1
+    assert meta["message"] == "Add sub"
+    assert meta["files"] == [CALC]
+
+
+def test_workspace_is_deleted_after_success(project: Project) -> None:
+    project.patch("issue_22.py", [CALC], APPEND_SUB)
+
+    out = project.run("22", "Add sub", *NO_GATES)
+    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
+
+    assert not ws_dir(project, "22").exists()
+    assert worktrees(project) == [str(project.live)]
+    assert project.git("branch", "--list", "am_patch/*") == ""
+
+
+def test_rerun_reuses_the_workspace_and_keeps_its_base(project: Project) -> None:
+    base = project.head()
+    failing = APPEND_SUB + 'Path("stray.txt").write_text("x")\n'
+    project.patch("issue_23.py", [CALC], failing)
+    out = project.run("23", "First try", *NO_GATES)
+    assert out.result_line == "RESULT: FAIL SCOPE:UNDECLARED"
+    repo = ws_dir(project, "23") / "repo"
+    assert read_meta(project, "23")["attempt"] == 1
+    marker = repo / "__pycache__" / "marker"  # ignored: survives rollback, not a re-creation
+    marker.parent.mkdir()
+    marker.write_text("still here")
+
+    project.write("CHANGELOG.md", "news\n")
+    moved = project.commit_all("Live moves on")
+    assert moved != base
+
+    project.patch("issue_23.py", [CALC], failing)
+    out = project.run("23", "Second try", *NO_GATES)
+    assert out.result_line == "RESULT: FAIL SCOPE:UNDECLARED"
+    meta = read_meta(project, "23")
+    assert meta["attempt"] == 2
+    assert meta["base"] == base, "a rerun must keep the workspace base"
+    assert meta["message"] == "Second try"
+    assert marker.read_text() == "still here", "the workspace was recreated, not reused"
+    assert not (repo / "CHANGELOG.md").exists()
+    assert project.git("rev-parse", "am_patch/issue_23") == base
+
+
+def test_stale_worktree_entry_is_cleaned(project: Project) -> None:
+    project.patch("issue_24.py", [CALC], "raise SystemExit(1)\n")
+    out = project.run("24", "Fails", *NO_GATES)
+    assert out.result_line == "RESULT: FAIL PATCH:EXEC"
+    repo = ws_dir(project, "24") / "repo"
+    shutil.rmtree(ws_dir(project, "24"))
+    assert str(repo) in worktrees(project), "git should still list the deleted worktree"
+
+    project.patch("issue_24.py", [CALC], APPEND_SUB)
+    out = project.run("24", "Add sub", *NO_GATES)
+    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
+    assert "def sub" in (project.live / CALC).read_text()
+    assert worktrees(project) == [str(project.live)]
+
+
+def test_patches_dir_is_excluded_and_live_status_stays_clean(project: Project) -> None:
+    project.patch("issue_25.py", [CALC], "raise SystemExit(1)\n")
+    out = project.run("25", "Fails", *NO_GATES)
+    assert out.result_line == "RESULT: FAIL PATCH:EXEC"
+    project.patch("issue_26.py", [CALC], APPEND_SUB)
+    out = project.run("26", "Add sub", *NO_GATES)
+    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
+
+    exclude = (project.live / ".git" / "info" / "exclude").read_text().splitlines()
+    assert "/patches/" in exclude
+    assert (project.patches / "unsuccessful" / "issue_25.py").is_file()
+    assert (project.patches / "workspaces" / "issue_25" / "meta.json").is_file()
+    assert project.status() == ""
+    assert project.git("show", "--stat", "--format=", "HEAD").count("|") == 1
+
+
+# --- rollback (SPEC guarantee 5) -------------------------------------------------------
+
+DECLARED = [CALC, "src/democalc/extra.py", "README.md", "notes/user.txt", "notes/run.sh"]
+VANDALISM = """
+import os
+p = Path("src/democalc/calc.py")
+p.write_text(p.read_text().replace("return a + b", "return a - b"))
+Path("src/democalc/extra.py").write_text("X = 1\\n")
+os.remove("README.md")
+Path("notes/user.txt").write_text("clobbered\\n")
+os.chmod("notes/run.sh", 0o644)
+"""
+FAILURES = {
+    "PATCH:EXEC": (VANDALISM + "raise SystemExit(3)\n", NO_GATES),
+    "SCOPE:UNDECLARED": (VANDALISM + 'Path("stray.txt").write_text("x")\n', NO_GATES),
+    "GATES:PYTEST": (VANDALISM, ("--override", 'gates_order=["pytest"]')),
+}
+
+
+def prepare_used_workspace(project: Project, issue: str) -> Path:
+    """A workspace left by a failed run, where the user then edited and left untracked files."""
+    project.patch(f"issue_{issue}.py", DECLARED, "raise SystemExit(1)\n")
+    out = project.run(issue, "Setup", *NO_GATES)
+    assert out.result_line == "RESULT: FAIL PATCH:EXEC"
+    repo = ws_dir(project, issue) / "repo"
+    (repo / "README.md").write_text("# edited by hand in the workspace\n")
+    (repo / "notes").mkdir()
+    (repo / "notes/user.txt").write_text("my notes\n")
+    (repo / "notes/run.sh").write_text("#!/bin/sh\n")
+    (repo / "notes/run.sh").chmod(0o755)
+    return repo
+
+
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+def test_failure_rolls_the_workspace_back_exactly(project: Project, failure: str) -> None:
+    repo = prepare_used_workspace(project, "31")
+    base = read_meta(project, "31")["base"]
+    before = tree_state(repo)
+    assert before["notes/run.sh"][0] == "exec"
+    body, options = FAILURES[failure]
+    project.patch("issue_31.py", DECLARED, body)
+
+    out = project.run("31", "Vandalise", *options)
+    assert out.result_line == f"RESULT: FAIL {failure}", out.stdout + out.stderr
+    assert tree_state(repo) == before, "the workspace is not byte-for-byte its pre-patch state"
+    assert not (repo / "src/democalc/extra.py").exists()
+    assert "restored to its pre-patch state" in log_text(project, out)
+    assert read_meta(project, "31")["base"] == base
+    assert project.git("rev-parse", "am_patch/issue_31") == base
+    assert project.head() == base
+
+
+def test_rollback_never_keeps_the_failed_state(project: Project) -> None:
+    repo = prepare_used_workspace(project, "32")
+    project.patch("issue_32.py", DECLARED, FAILURES["PATCH:EXEC"][0])
+
+    out = project.run(
+        "32", "Vandalise", "--override", "rollback_workspace_on_fail=never", *NO_GATES
+    )
+    assert out.result_line == "RESULT: FAIL PATCH:EXEC"
+    assert (repo / "src/democalc/extra.py").read_text() == "X = 1\n"
+    assert (repo / "notes/user.txt").read_text() == "clobbered\n"
+    assert not (repo / "README.md").exists()
+    assert "return a - b" in (repo / CALC).read_text()
+    assert "kept in its failed state" in log_text(project, out)
+    assert "return a + b" in (project.live / CALC).read_text()
