@@ -38,17 +38,19 @@ def _archivable(rel: str) -> bool:
     return not any(p in EXCLUDED_DIRS for p in parts) and not rel.endswith(".pyc")
 
 
-def failure_zip(
-    patches_dir: Path, issue_id: str, log_path: Path, files: Mapping[str, bytes]
-) -> Path:
-    """patched_issue<ID>_v<NN>.zip: the log plus the changed and declared files as left."""
-    pattern = re.compile(rf"patched_issue{re.escape(issue_id)}_v(\d+)\.zip")
-    numbers = [
-        int(m.group(1))
-        for p in patches_dir.glob(f"patched_issue{issue_id}_v*.zip")
+def _numbered(patches_dir: Path, label: str) -> list[tuple[int, Path]]:
+    pattern = re.compile(rf"patched_{re.escape(label)}_v(\d+)\.zip")
+    return sorted(
+        (int(m.group(1)), p)
+        for p in patches_dir.glob(f"patched_{label}_v*.zip")
         if (m := pattern.fullmatch(p.name))
-    ]
-    target = patches_dir / f"patched_issue{issue_id}_v{max(numbers, default=0) + 1:02d}.zip"
+    )
+
+
+def failure_zip(patches_dir: Path, label: str, log_path: Path, files: Mapping[str, bytes]) -> Path:
+    """patched_<label>_v<NN>.zip: the log plus the changed and declared files as left."""
+    numbers = [n for n, _ in _numbered(patches_dir, label)]
+    target = patches_dir / f"patched_{label}_v{max(numbers, default=0) + 1:02d}.zip"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.write(log_path, f"logs/{log_path.name}")
         for rel in sorted(files):
@@ -58,8 +60,9 @@ def failure_zip(
     return target
 
 
-def prune_failure_zips(patches_dir: Path, issue_id: str, keep: int) -> None:
-    zips = sorted(patches_dir.glob(f"patched_issue{issue_id}_v*.zip"))
+def prune_failure_zips(patches_dir: Path, label: str, keep: int) -> None:
+    """After a success, keep only the newest `keep` failure zips of this label."""
+    zips = [p for _, p in _numbered(patches_dir, label)]
     for old in zips[: max(0, len(zips) - keep)]:
         old.unlink()
         log.info("old failure archive removed: %s", old.name)

@@ -66,6 +66,11 @@ class Run:
     def issue(self) -> str:
         return self.request.issue_id or "live"
 
+    @property
+    def zip_label(self) -> str:
+        """patched_<label>_v<NN>.zip: issue<ID>, or finalize_live."""
+        return f"issue{self.request.issue_id}" if self.request.issue_id else "finalize_live"
+
     def execute(self) -> None:
         log.info("effective config:\n%s", "\n".join(describe(self.config)))
         recovered = promote.recover(self.live)
@@ -153,6 +158,7 @@ class Run:
                 f"[promotion] skipped ({what}): live and origin are unchanged"
                 + ("" if cfg.test_mode else "; the workspace keeps the change")
             )
+            self.summary.notes.append(f"PROMOTION: skipped ({what})")
             return
         self._promote_workspace(ws, final, branch, self.request.message, self.patch.files)
 
@@ -565,22 +571,24 @@ class Run:
 
     def archive(self) -> None:
         """File the input away and write the success or failure zip (never in test mode)."""
-        if self.config.test_mode or (self.request.mode is Mode.FINALIZE_WORKSPACE and not self.ws):
-            return
+        if self.config.test_mode or (self.summary.success and self.config.disable_promotion):
+            return  # nothing landed: the input stays in patches/ for the real run
         if self.summary.success:
             if self.patch is not None and self.request.mode is Mode.WORKSPACE:
                 archive.file_input(self.patch.path, self.patches_dir / "successful")
             zip_path = archive.success_zip(self.live.root, self.patches_dir)
-            archive.prune_failure_zips(self.patches_dir, self.issue, self.config.failure_zips_keep)
+            archive.prune_failure_zips(
+                self.patches_dir, self.zip_label, self.config.failure_zips_keep
+            )
         else:
             if self.patch is not None and self.request.mode is Mode.WORKSPACE:
                 archive.file_input(self.patch.path, self.patches_dir / "unsuccessful")
-            extra = {}
+            files = self._archived_files()
             if self.failed_member is not None:
-                extra[f"failed_member/{self.failed_member.name}"] = self.failed_member.data
-            zip_path = archive.failure_zip(
-                self.patches_dir, self.issue, self.log_path, self._archived_files() | extra
-            )
+                files[f"failed_member/{self.failed_member.name}"] = self.failed_member.data
+            if not files:
+                return  # nothing beyond the log, which is in patches/logs already
+            zip_path = archive.failure_zip(self.patches_dir, self.zip_label, self.log_path, files)
         self.summary.notes.append(f"ARCHIVE: {zip_path.relative_to(self.live.root)}")
 
     def _archived_files(self) -> dict[str, bytes]:

@@ -353,12 +353,21 @@ class Repo:
         """Bring paths of commit into index and working tree; unless force, never clobber edits."""
         if not paths:
             return
+        tree = self.raw[commit].peel(pygit2.Tree)
         base = CheckoutStrategy.FORCE if force else CheckoutStrategy.SAFE
         strategy = (
             base | CheckoutStrategy.DISABLE_PATHSPEC_MATCH | CheckoutStrategy.RECREATE_MISSING
         )
-        tree = self.raw[commit].peel(pygit2.Tree)
         self.raw.checkout_tree(tree, paths=paths, strategy=strategy)  # type: ignore[no-untyped-call]
+        # checkout skips files already matching on disk; their index entries must match too
+        index = self.raw.index
+        index.read(False)
+        for path in paths:
+            if self.entry(str(tree.id), path) is not None:
+                index.add(path)
+            elif path in index:
+                index.remove(path)
+        index.write()
 
     # --- worktrees --------------------------------------------------------------------
 
