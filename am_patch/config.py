@@ -94,6 +94,9 @@ class Config:
     max_rebase_attempts: int = 3
     failure_zips_keep: int = 5
     gate_cache: bool = True
+    forbidden_paths: tuple[str, ...] = ()
+    max_file_bytes: int = 50 * 1024 * 1024
+    hook_gates_on_push: bool = True
     gates: tuple[GateSpec, ...] = DEFAULT_GATES
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import logging
 import sys
+import tempfile
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from am_patch import sandbox
 from am_patch.config import Config, GateSpec
 from am_patch.proc import ProcResult
+from am_patch.repo import Repo
 from am_patch.sandbox import Jail
 from am_patch.verdicts import VerdictCache
 
@@ -214,3 +216,54 @@ def run_all(
         if not verdict.ok and not keep_going:
             break
     return verdicts
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TreeCheck:
+    verdicts: list[Verdict]
+    rewritten: Sequence[str]  # files a formatter or fixer changed: the tree itself is not clean
+
+    @property
+    def problems(self) -> list[str]:
+        found = [f"gate {v.name} failed" for v in self.verdicts if not v.ok]
+        if self.rewritten:
+            found.append(
+                "the formatter/fixer would change "
+                + ", ".join(self.rewritten[:5])
+                + ": run ruff format / ruff check --fix, stage, and commit again"
+            )
+        return found
+
+
+def check_tree(
+    config: Config,
+    repo: Repo,
+    *,
+    tree: str,
+    touched: Sequence[str],
+    cache: VerdictCache,
+    project_root: Path,
+) -> TreeCheck:
+    """Gate exactly `tree`, exported to a temporary directory; nothing else is touched."""
+    with tempfile.TemporaryDirectory(prefix="am-patch-gates-") as tmp:
+        root = Path(tmp) / "repo"
+        repo.export_tree(tree, root)
+        python = python_for(config, project_root)
+        planned = plan(
+            config, changed=touched, root=root, python=python, run_all=config.run_all_gates
+        )
+        jail = make_jail(
+            config,
+            live_root=project_root,
+            git_common_dir=repo.common_dir,
+            workdir=root,
+            cache_dir=Path(tmp) / "cache",
+        )
+        verdicts = run_all(
+            planned, jail, config, keep_going=config.allow_gates_fail, cache=cache, tree=tree
+        )
+        after = repo.tree_from_dir(tree, root, touched)
+        rewritten = [c.path for c in repo.diff_trees(tree, after)] if after != tree else []
+        if not rewritten:
+            record(planned, verdicts, cache, tree)
+        return TreeCheck(verdicts=verdicts, rewritten=rewritten)

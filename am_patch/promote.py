@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from am_patch import crash
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.repo import CommitOid, Repo
 
@@ -54,6 +55,7 @@ def land(live: Repo, landing: Landing) -> None:
     journal.write_text(json.dumps(record) + "\n", encoding="utf-8")
     try:
         live.checkout_paths(landing.new, list(landing.paths))
+        crash.point("landing")
         moved = live.cas_ref(
             f"refs/heads/{landing.branch}", landing.old, landing.new, "am-patch: fast-forward"
         )

@@ -22,6 +22,8 @@ RepoPath = NewType("RepoPath", str)
 LINK = int(FileMode.LINK)
 BLOB = int(FileMode.BLOB)
 EXEC = int(FileMode.BLOB_EXECUTABLE)
+GITLINK = int(FileMode.COMMIT)
+ZERO_OID = "0" * 40
 
 
 def is_git_component(name: str) -> bool:
@@ -141,8 +143,13 @@ class Repo:
         return cls(pygit2.Repository(str(path), RepositoryOpenFlag.FROM_ENV))
 
     @property
+    def is_bare(self) -> bool:
+        return bool(self.raw.is_bare)
+
+    @property
     def root(self) -> Path:
-        return Path(self.raw.workdir).resolve()
+        """The working tree; for a bare repository, its git directory."""
+        return Path(self.raw.workdir or self.raw.path).resolve()
 
     @property
     def git_dir(self) -> Path:
@@ -232,6 +239,60 @@ class Repo:
         except KeyError:
             return None
         return str(obj.id), int(obj.filemode)
+
+    def blob_size(self, oid: str) -> int:
+        return int(self.raw[oid].peel(pygit2.Blob).size)
+
+    def contains(self, oid: str) -> bool:
+        return oid in self.raw
+
+    def empty_tree(self) -> TreeOid:
+        return TreeOid(str(self.raw.TreeBuilder().write()))
+
+    def head_tree(self) -> TreeOid:
+        """HEAD's tree, or the empty tree on an unborn branch."""
+        head = self.head_commit()
+        return self.tree_of(head) if head else self.empty_tree()
+
+    def index_tree(self) -> TreeOid:
+        """The index (GIT_INDEX_FILE when opened from the environment) as a tree."""
+        return TreeOid(str(self.raw.index.write_tree()))
+
+    def first_parent(self, commit: str) -> CommitOid | None:
+        parents = self.raw[commit].peel(pygit2.Commit).parent_ids
+        return CommitOid(str(parents[0])) if parents else None
+
+    def new_commits(
+        self,
+        tip: str,
+        *,
+        known_refs: str = "refs/",
+        known: tuple[str, ...] = (),
+        limit: int = 10_000,
+    ) -> list[CommitOid]:
+        """Commits reachable from tip but from no ref under known_refs nor known, oldest first."""
+        order = pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE
+        walker = self.raw.walk(tip, order)
+        hidden = [
+            str(self.raw.references[r].resolve().target)
+            for r in self.raw.references
+            if r.startswith(known_refs)
+        ]
+        for oid in (*hidden, *known):
+            if oid != ZERO_OID and oid in self.raw:
+                walker.hide(oid)
+        found = []
+        for commit in walker:
+            found.append(CommitOid(str(commit.id)))
+            if len(found) >= limit:
+                break
+        return found
+
+    def config_value(self, key: str) -> str | None:
+        try:
+            return str(self.raw.config[key])
+        except KeyError:
+            return None
 
     def blob_bytes(self, oid: str) -> bytes:
         return bytes(self.raw[oid].peel(pygit2.Blob).data)

@@ -63,7 +63,9 @@ class Jail:
         return args + list(command)
 
     def run(self, command: Sequence[str], *, timeout_s: float | None) -> proc.ProcResult:
-        env = None if self.bwrap else dict(self.env)
+        # bwrap itself gets the minimal environment too: its pid 1 in the jail keeps the
+        # environment it was started with, readable there as /proc/1/environ
+        env = dict(self.env)
         return proc.run(self.argv(command), cwd=self.writable, env=env, timeout_s=timeout_s)
 
 

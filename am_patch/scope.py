@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from am_patch.config import Config
 from am_patch.errors import Category, RunnerError, Stage
-from am_patch.repo import LINK, Change, Repo, is_git_component
+from am_patch.repo import GITLINK, LINK, Change, Repo, is_git_component
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,34 +36,99 @@ class ScopeReport:
         return tuple(sorted(keep))
 
 
-def link_escapes(path: str, target: bytes) -> str | None:
-    """Why a symlink at path pointing at target is unsafe, or None."""
+def link_escapes(
+    path: str, target: bytes, link_at: Callable[[str], bytes | None] | None = None
+) -> str | None:
+    """Why a symlink at path pointing at target is unsafe, or None.
+
+    link_at(p) is the target of another symlink at repo path p (None if p is no symlink): a
+    chain such as `here -> .`, `out -> here/here/..` leaves the repository although the text
+    of each link, normalised alone, stays inside.
+    """
     text = os.fsdecode(target)
     if text.startswith("/"):
         return f"{path}: symlink to an absolute path ({text})"
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), text))
-    if resolved == ".." or resolved.startswith("../"):
+    resolved = _resolve_link(posixpath.dirname(path), text, link_at or (lambda _: None))
+    if resolved is None:
         return f"{path}: symlink leaves the repository ({text})"
-    if any(is_git_component(p) for p in resolved.split("/")):
+    if any(is_git_component(p) for p in resolved):
         return f"{path}: symlink into .git ({text})"
     return None
 
 
+def _resolve_link(
+    start: str, text: str, link_at: Callable[[str], bytes | None]
+) -> list[str] | None:
+    """The repo path text resolves to from directory start, or None if it leaves the repo."""
+    resolved = [p for p in start.split("/") if p]
+    pending = text.split("/")
+    hops = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not resolved:
+                return None
+            resolved.pop()
+            continue
+        resolved.append(part)
+        inner = link_at("/".join(resolved))
+        if inner is None:
+            continue
+        hops += 1
+        inner_text = os.fsdecode(inner)
+        if hops > 40 or inner_text.startswith("/"):
+            return None  # a loop, or a chain through an absolute link
+        resolved.pop()
+        pending = inner_text.split("/") + pending
+    return resolved
+
+
 def unsafe_entries(
-    repo: Repo, tree: str, changes: Iterable[Change], *, nested: Sequence[str] = ()
+    repo: Repo,
+    tree: str,
+    changes: Iterable[Change],
+    *,
+    nested: Sequence[str] = (),
+    config: Config | None = None,
 ) -> list[str]:
-    """Symlinks leaving the repo, paths inside .git, nested repositories."""
+    """The path policy: symlinks leaving the repo, .git, nested repos, forbidden, oversized."""
     problems = [f"{n}: nested git repository" for n in nested]
+    forbidden = config.forbidden_paths if config else ()
+    max_bytes = config.max_file_bytes if config else 0
     for change in changes:
+        if change.status == "D":
+            continue
         if any(is_git_component(part) for part in change.path.split("/")):
             problems.append(f"{change.path}: path inside .git")
-        elif change.mode == LINK:
-            entry = repo.entry(tree, change.path)
-            if entry is not None:
-                reason = link_escapes(change.path, repo.blob_bytes(entry[0]))
-                if reason:
-                    problems.append(reason)
+            continue
+        if change.mode == GITLINK:
+            problems.append(f"{change.path}: nested repository (gitlink)")
+            continue
+        pattern = next((p for p in forbidden if fnmatch.fnmatchcase(change.path, p)), None)
+        if pattern:
+            problems.append(f"{change.path}: forbidden by forbidden_paths ({pattern})")
+            continue
+        entry = repo.entry(tree, change.path)
+        if entry is None:
+            continue
+        if change.mode == LINK:
+            reason = link_escapes(
+                change.path, repo.blob_bytes(entry[0]), lambda p: _link_target(repo, tree, p)
+            )
+            if reason:
+                problems.append(reason)
+        elif max_bytes and repo.blob_size(entry[0]) > max_bytes:
+            problems.append(f"{change.path}: larger than max_file_bytes={max_bytes}")
     return problems
+
+
+def _link_target(repo: Repo, tree: str, path: str) -> bytes | None:
+    entry = repo.entry(tree, path)
+    if entry is None or entry[1] != LINK:
+        return None
+    return repo.blob_bytes(entry[0])
 
 
 def evaluate(
@@ -79,7 +145,7 @@ def evaluate(
     touched = {c.path for c in changes}
     blessed_set = set(config.blessed_outputs)
     declared_set = set(declared)
-    unsafe = unsafe_entries(repo, new_tree, changes, nested=nested)
+    unsafe = unsafe_entries(repo, new_tree, changes, nested=nested, config=config)
     unsafe += [f"{u}: not a regular file, directory or symlink" for u in unsupported]
     return ScopeReport(
         changes=changes,

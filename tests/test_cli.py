@@ -184,6 +184,16 @@ def test_help_works_outside_a_git_repository(project: Project) -> None:
         (("7", "msg", "--override"), "--override"),
         (("7", "msg", "--config"), "--config"),
         (("-f",), "-f"),
+        (("-f", "   "), "MESSAGE must not be empty"),
+        (("-f", "msg", "7"), "takes no ISSUE_ID"),
+        (("-f", "msg", "--finalize-workspace", "7"), "exclude each other"),
+        (("-l", "-f", "msg"), "exclude each other"),
+        (("-f", "msg", "--test-mode"), "--test-mode"),
+        (("--finalize-workspace", "seven"), "ISSUE_ID must be a number"),
+        (("--finalize-workspace", "7", "msg"), "takes no other arguments"),
+        (("-l", "7"), "-l takes ISSUE_ID MESSAGE"),
+        (("-l", "7", "msg", "issue_7.py"), "-l takes ISSUE_ID MESSAGE"),
+        (("-l", "x", "msg"), "ISSUE_ID must be a number"),
     ],
 )
 def test_usage_error_exits_2_with_one_line_and_changes_nothing(

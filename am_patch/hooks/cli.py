@@ -1,0 +1,134 @@
+"""am-patch-hook: the runner's scope and gate policy as git hooks; one exit point."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from am_patch import config
+from am_patch.errors import RunnerError, UsageError
+from am_patch.hooks import install, pre_commit, pre_push, pre_receive
+from am_patch.repo import ZERO_OID, Repo
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="am-patch-hook", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    scope = sub.add_parser("scope", help="staged paths against the active issue's FILES")
+    scope.add_argument("--issue", metavar="ID", help="the issue whose FILES bound the commit")
+    sub.add_parser("gates", help="the gates on exactly the staged tree (or the pushed commit)")
+    sub.add_parser("pre-commit", help="scope then gates (the installed pre-commit hook)")
+    push = sub.add_parser("pre-push", help="git's pre-push hook: reads ref lines on stdin")
+    push.add_argument("remote", nargs="?", default="origin")
+    push.add_argument("url", nargs="?", default="")
+    sub.add_parser("origin-guard", help="pre-push guard for the pre-commit framework")
+    sub.add_parser("pre-receive", help="server hook for a bare repository")
+    for name, text in (("install", "install the hooks"), ("uninstall", "remove them")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument(
+            "--server",
+            metavar="BARE_REPO",
+            type=Path,
+            help="a bare repository: (un)install pre-receive there",
+        )
+    return parser
+
+
+def _report(title: str, problems: list[str]) -> int:
+    if not problems:
+        return EXIT_OK
+    print(f"am-patch-hook: {title} refused:", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_REFUSED
+
+
+def _config_for(repo: Repo) -> config.Config:
+    if repo.is_bare:
+        explicit = repo.git_dir / "am_patch.toml"
+        return config.load(repo.git_dir, explicit=explicit if explicit.is_file() else None)
+    return config.load(repo.root)
+
+
+def _gates(repo: Repo, cfg: config.Config) -> int:
+    to_ref = os.environ.get("PRE_COMMIT_TO_REF")
+    if to_ref:  # the pre-commit framework's pre-push stage: gate the pushed commit
+        from_ref = os.environ.get("PRE_COMMIT_FROM_REF", ZERO_OID)
+        known = from_ref != ZERO_OID and repo.contains(from_ref)
+        tree = repo.tree_of(to_ref)
+        base = repo.tree_of(from_ref) if known else repo.empty_tree()
+    else:
+        tree, base = repo.index_tree(), repo.head_tree()
+    checked = pre_commit.check_gates(repo, cfg, tree, base)
+    for verdict in checked.verdicts:
+        print(f"am-patch-hook: gate {verdict.label}", file=sys.stderr)
+        if not verdict.ok and verdict.result is not None:
+            print(verdict.result.tail(20), file=sys.stderr)
+    return _report("gates", checked.problems)
+
+
+def _origin_guard(repo: Repo, cfg: config.Config) -> int:
+    ref = pre_push.PushedRef(
+        local_ref=os.environ.get("PRE_COMMIT_LOCAL_BRANCH", ""),
+        local_oid=os.environ.get("PRE_COMMIT_TO_REF", ZERO_OID),
+        remote_ref=os.environ.get("PRE_COMMIT_REMOTE_BRANCH", f"refs/heads/{cfg.main_branch}"),
+        remote_oid=os.environ.get("PRE_COMMIT_FROM_REF", ZERO_OID),
+    )
+    reason = pre_push.guard_main(repo, cfg, ref)
+    return _report("push", [reason] if reason else [])
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("install", "uninstall"):
+        target = args.server or Path(".")
+        repo = Repo.open(target.resolve()) if args.server else Repo.discover(Path.cwd())
+        if args.command == "install":
+            for item in install.install(repo, server=args.server is not None):
+                kept = f" (kept {item.foreign.name}, run first)" if item.foreign else ""
+                print(f"installed {item.hook}{kept}")
+        else:
+            for path in install.uninstall(repo, server=args.server is not None):
+                print(f"removed {path}")
+        return EXIT_OK
+    repo = Repo.open_from_env(Path.cwd())
+    cfg = _config_for(repo)
+    if args.command == "scope":
+        return _report("commit", pre_commit.check_scope(repo, cfg, args.issue))
+    if args.command == "gates":
+        return _gates(repo, cfg)
+    if args.command == "pre-commit":
+        code = _report("commit", pre_commit.check_scope(repo, cfg, None))
+        return code or _gates(repo, cfg)
+    if args.command == "origin-guard":
+        return _origin_guard(repo, cfg)
+    lines = sys.stdin.read().splitlines()
+    if args.command == "pre-push":
+        refs = pre_push.parse(lines)
+        problems = pre_push.check(
+            repo, cfg, refs, remote=args.remote, run_gates=cfg.hook_gates_on_push
+        )
+        return _report("push", problems)
+    return _report("push", pre_receive.check(repo, cfg, lines))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return dispatch(args)
+    except UsageError as exc:
+        print(f"am-patch-hook: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RunnerError as exc:
+        print(f"am-patch-hook: {exc.message}", file=sys.stderr)
+        return EXIT_REFUSED

@@ -1,0 +1,42 @@
+"""pre-receive on a bare repository: read-only through git's quarantine; never writes a ref."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from am_patch import scope
+from am_patch.config import Config
+from am_patch.repo import ZERO_OID, Repo
+
+MAX_COMMITS = 10_000
+
+
+def check(repo: Repo, config: Config, lines: Iterable[str]) -> list[str]:
+    """Fast-forward only on main; path policy on every new commit of every ref."""
+    problems: list[str] = []
+    main = f"refs/heads/{config.main_branch}"
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 3:
+            continue
+        old, new, ref = parts
+        if new == ZERO_OID:
+            if ref == main:
+                problems.append(f"{ref}: deleting {config.main_branch} is refused")
+            continue
+        if ref == main and old != ZERO_OID and not repo.is_ancestor(old, new):
+            problems.append(
+                f"{ref}: not a fast-forward; fetch, rebase onto {config.main_branch} and push again"
+            )
+            continue
+        commits = repo.new_commits(new, limit=MAX_COMMITS)
+        for commit in commits:
+            parent = repo.first_parent(commit)
+            base = repo.tree_of(parent) if parent else repo.empty_tree()
+            tree = repo.tree_of(commit)
+            changes = repo.diff_trees(base, tree)
+            problems += [
+                f"{ref} {commit[:10]}: {p}"
+                for p in scope.unsafe_entries(repo, tree, changes, config=config)
+            ]
+    return problems
