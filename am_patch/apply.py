@@ -33,7 +33,8 @@ def run_script(jail: Jail, script: Path, *, timeout_s: int) -> None:
         raise RunnerError(
             Stage.PATCH,
             Category.EXEC,
-            f"{script.name} exited with {result.returncode}: {result.tail(1)}",
+            f"{script.name} exited with {result.returncode}"
+            + (f": {result.tail(1)}" if result.output.strip() else " (no output)"),
         )
 
 

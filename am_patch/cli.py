@@ -268,6 +268,8 @@ def parse_request(args: argparse.Namespace) -> pipeline.Request:
     finalize_ws = args.finalize_workspace is not None
     if finalize_live + finalize_ws + bool(args.rerun_latest) > 1:
         raise UsageError("-f, --finalize-workspace and -l exclude each other")
+    if args.overwrite_workspace and args.allow_live_changed:
+        raise UsageError("--overwrite-live and --overwrite-workspace exclude each other")
     if (finalize_live or finalize_ws) and args.test_mode:
         raise UsageError("--test-mode applies to workspace mode only")
     if finalize_live:
@@ -338,6 +340,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("am-patch: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # outside a run there is no log yet: one line, still a bug
+        print(f"am-patch: internal error (a bug): {type(exc).__name__}: {exc}", file=sys.stderr)
+        print("RESULT: FAIL INTERNAL:BUG")
+        return EXIT_FAIL
 
 
 def _load_config(live: Repo, args: argparse.Namespace) -> config.Config:

@@ -174,6 +174,8 @@ def _parse_text(key: str, hint: Any, text: str) -> Any:
             except tomllib.TOMLDecodeError:
                 raise _config_error(key, f"not a TOML list: {text!r}") from None
         return [part.strip() for part in stripped.split(",") if part.strip()]
+    if typing.get_origin(hint) is Literal:
+        return text.strip()
     return text
 
 
@@ -228,6 +230,8 @@ class _Builder:
         for name in order:
             if name not in known:
                 raise _config_error("gates_order", f"unknown gate {name!r}")
+        if len(set(order)) != len(order):
+            raise _config_error("gates_order", f"a gate is listed twice: {list(order)}")
         return Config(
             **self.values, gates=tuple(known.values()), sources=types.MappingProxyType(self.sources)
         )

@@ -102,6 +102,7 @@ def write_files(root: Path, files: dict[str, str]) -> None:
 
 def make_project(base: Path, files: dict[str, str] | None = None) -> tuple[Path, Path]:
     """base/origin.git (bare) and base/live (a clone on main with one pushed commit)."""
+    base = base.resolve()
     base.mkdir(parents=True, exist_ok=True)
     origin = base / "origin.git"
     live = base / "live"

@@ -117,7 +117,8 @@ def normalize_file(raw: str) -> RepoPath:
         raise _files_error("FILES holds an empty path")
     if "\0" in raw:
         raise _files_error(f"FILES entry {raw!r} holds a NUL byte")
-    if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
+    drive = len(raw) > 1 and raw[0].isalpha() and raw[1] == ":" and raw[2:3] in ("", "/", "\\")
+    if raw.startswith("/") or drive:
         raise _files_error(f"FILES entry {raw!r} is absolute; give repo-relative paths")
     parts = raw.replace("\\", "/").split("/")
     if ".." in parts:

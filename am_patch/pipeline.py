@@ -147,6 +147,8 @@ class Run:
             before = self.last_snapshot.tree if self.last_snapshot else None
             final = self._gate_workspace(ws, report.touched, before)
         except RunnerError as exc:
+            if exc.stage is Stage.PATCH:  # keep what the patch left for the failure zip
+                self.last_snapshot = wsrepo.snapshot(tracked_in=ws.meta.base)
             if exc.stage in ROLLBACK_STAGES:
                 self._rollback(ws, wsrepo, checkpoint)
             raise

@@ -1,0 +1,225 @@
+"""Gates end to end: chosen by scope, run on the workspace's code, their edits land."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import pytest
+
+from testing.project import Outcome, Project
+
+CALC = "src/democalc/calc.py"
+TEST = "tests/test_calc.py"
+ONLY_PYTEST = ("--override", 'gates_order=["pytest"]')
+NOISY_FAILING_TEST = """
+p = Path("tests/test_calc.py")
+p.write_text(
+    p.read_text()
+    + "\\n\\ndef test_noisy() -> None:\\n"
+    + "    for i in range(200):\\n"
+    + "        print(f'NOISE-{i:03d}')\\n"
+    + "    assert add(1, 1) == 3\\n"
+)
+"""
+HALF_RETURNS_FLOAT = """
+p = Path("src/democalc/calc.py")
+p.write_text(p.read_text() + "\\n\\ndef half(a: int) -> int:\\n    return a / 2\\n")
+"""
+
+
+def log_text(project: Project, out: Outcome) -> str:
+    return (project.live / out.line("LOG:").removeprefix("LOG: ")).read_text()
+
+
+def gate_lines(out: Outcome) -> list[str]:
+    return [line for line in out.stdout.splitlines() if line.startswith("GATE ")]
+
+
+def assert_nothing_landed(project: Project, before: str, out: Outcome) -> None:
+    assert out.code == 1, out.stdout + out.stderr
+    assert project.head() == before
+    assert project.origin_head() == before
+
+
+def test_breaking_a_test_fails_pytest_with_a_tail_on_screen(project: Project) -> None:
+    before = project.head()
+    project.patch("issue_41.py", [TEST], NOISY_FAILING_TEST)
+
+    out = project.run("41", "Noisy test")
+    assert out.result_line == "RESULT: FAIL GATES:PYTEST"
+    assert_nothing_landed(project, before, out)
+    assert "1 failed" in out.stdout, "the failing gate's tail belongs on screen"
+    assert "NOISE-000" not in out.stdout, "only a short tail belongs on screen"
+    log = log_text(project, out)
+    assert "NOISE-000" in log and "NOISE-199" in log, "the full gate output belongs in the log"
+    assert "-m pytest" in log
+
+
+def test_type_error_fails_mypy(project: Project) -> None:
+    before = project.head()
+    project.patch("issue_42.py", [CALC], HALF_RETURNS_FLOAT)
+
+    out = project.run("42", "Half")
+    assert out.result_line == "RESULT: FAIL GATES:MYPY"
+    assert_nothing_landed(project, before, out)
+    assert [line.split(" in ")[0] for line in gate_lines(out)[-2:]] == [
+        "GATE pytest: PASS",
+        "GATE mypy: FAIL",
+    ]
+    assert "Incompatible return value type" in log_text(project, out)
+
+
+def test_formatter_and_fixer_edits_are_committed(project: Project) -> None:
+    ugly = (
+        '"""Arithmetic."""\n'
+        "import sys\n"
+        "import os\n\n\n"
+        "def add(a:int,b:int)->int:\n"
+        "    return a+b\n\n\n"
+        "def where()->str:\n"
+        "    return os.sep+sys.platform\n"
+    )
+    project.patch("issue_43.py", [CALC], f"Path({CALC!r}).write_text({ugly!r})\n")
+
+    out = project.run("43", "Ugly but valid")
+    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
+    committed = project.git("show", f"HEAD:{CALC}")
+    assert "def add(a: int, b: int) -> int:" in committed
+    assert "return os.sep + sys.platform" in committed
+    assert committed.index("import os") < committed.index("import sys"), "ruff --fix sorts"
+    assert (project.live / CALC).read_text() == committed + "\n"
+    assert project.git("--git-dir", str(project.origin), "show", f"main:{CALC}") == committed
+    assert project.status() == ""
+
+
+def test_docs_only_patch_runs_no_gate_and_lands(project: Project) -> None:
+    project.patch("issue_44.py", ["README.md"], 'Path("README.md").write_text("# new docs\\n")\n')
+
+    out = project.run("44", "Docs")
+    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
+    lines = gate_lines(out)
+    assert len(lines) == 5
+    assert all("SKIPPED" in line for line in lines), lines
+    assert project.git("show", "HEAD:README.md") == "# new docs"
+
+
+def test_r_runs_every_gate_on_a_docs_only_patch(project: Project) -> None:
+    project.patch("issue_45.py", ["README.md"], 'Path("README.md").write_text("# new docs\\n")\n')
+
+    out = project.run("45", "Docs", "-r")
+    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
+    names = [line.split()[1].rstrip(":") for line in gate_lines(out)]
+    assert names == ["compile", "ruff_format", "ruff", "pytest", "mypy"]
+    assert all(": PASS" in line for line in gate_lines(out)), gate_lines(out)
+
+
+def test_g_lets_a_failing_gate_through(project: Project) -> None:
+    before = project.head()
+    project.patch("issue_46.py", [TEST], NOISY_FAILING_TEST)
+
+    out = project.run("46", "Known failure", "-g", *ONLY_PYTEST)
+    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
+    lines = gate_lines(out)
+    assert len(lines) == 1 and lines[0].startswith("GATE pytest: FAIL"), lines
+    assert project.git("rev-parse", "HEAD~1") == before
+    assert project.origin_head() == project.head()
+
+
+def test_gates_order_decides_which_failure_is_reported(project: Project) -> None:
+    before = project.head()
+    body = HALF_RETURNS_FLOAT + NOISY_FAILING_TEST
+    project.patch("issue_47.py", [CALC, TEST], body)
+
+    out = project.run("47", "Both broken", "--override", 'gates_order=["mypy", "pytest"]')
+    assert out.result_line == "RESULT: FAIL GATES:MYPY"
+    assert_nothing_landed(project, before, out)
+    assert [line.split()[1] for line in gate_lines(out)] == ["mypy:"]
+
+
+def test_per_gate_timeout_fails_the_gate(project: Project) -> None:
+    body = """
+    p = Path("tests/test_calc.py")
+    p.write_text(p.read_text() + "\\n\\ndef test_slow() -> None:\\n"
+                 "    import time\\n    time.sleep(60)\\n")
+    """
+    project.patch("issue_48.py", [TEST], body)
+
+    start = time.monotonic()
+    out = project.run("48", "Slow", *ONLY_PYTEST, "--override", "gates.pytest.timeout_s=1")
+    assert out.result_line == "RESULT: FAIL GATES:PYTEST"
+    assert "timed out" in out.line("REASON:")
+    assert time.monotonic() - start < 40, "the gate was not stopped at its timeout"
+
+
+# --- issue item 9: gates import the workspace's code, not live's editable install ---------
+
+DOUBLE_ADD = """
+p = Path("src/democalc/calc.py")
+p.write_text(p.read_text().replace("return a + b", "return 2 * (a + b)"))
+t = Path("tests/test_calc.py")
+t.write_text(t.read_text().replace("add(2, 3) == 5", "add(2, 3) == 10"))
+"""
+BREAK_ADD = """
+p = Path("src/democalc/calc.py")
+p.write_text(p.read_text().replace("return 2 * (a + b)", "return a - b"))
+"""
+
+
+def editable_live_venv(project: Project) -> Path:
+    """<live>/.venv with democalc 'installed' in editable mode and our test tools importable.
+
+    The project then drops pytest's `pythonpath = ["src"]`, as projects relying on an editable
+    install do, so nothing but the runner decides where `import democalc` goes.
+    """
+    pyproject = project.live / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('pythonpath = ["src"]\n', ""))
+    assert "pythonpath" not in pyproject.read_text()
+    project.commit_all("Rely on the editable install")
+    venv = project.live / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (Path(purelib) / "_democalc_editable.pth").write_text(f"{project.live / 'src'}\n")
+    (Path(purelib) / "_test_tools.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    where = subprocess.run(
+        [str(python), "-c", "import democalc, pytest; print(democalc.__file__)"],
+        cwd=project.base,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert where == str(project.live / "src/democalc/__init__.py"), "editable install not set up"
+    assert project.status() == "", ".venv must be ignored"
+    return python
+
+
+@pytest.mark.parametrize("sandboxed", [True, False], ids=["jailed_gates", "unjailed_gates"])
+def test_gates_test_the_workspace_code_not_the_editable_install(
+    project: Project, sandboxed: bool
+) -> None:
+    editable_live_venv(project)
+    options = (
+        *("--override", 'gates_order=["pytest", "mypy"]'),
+        *("--override", f"sandbox_gates={str(sandboxed).lower()}"),
+    )
+    project.patch("issue_49.py", [CALC, TEST], DOUBLE_ADD)
+
+    out = project.run("49", "Double add", *options)
+    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
+    assert ".venv/bin/python -m pytest" in log_text(project, out), "live's venv ran the gates"
+    assert "2 * (a + b)" in (project.live / CALC).read_text()
+
+    before = project.head()
+    project.patch("issue_50.py", [CALC], BREAK_ADD)
+    out = project.run("50", "Break add", *options)
+    assert out.result_line == "RESULT: FAIL GATES:PYTEST", "gates tested live's code, not the patch"
+    assert project.head() == before
