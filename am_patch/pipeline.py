@@ -334,6 +334,9 @@ class Run:
             if live_head is None or live_head == ws.meta.base:
                 break
             ws, final, paths = self._rebase(ws, final, paths, live_head)
+            if not paths:
+                self.summary.files = []
+                return
         else:
             raise RunnerError(
                 Stage.PROMOTION,
@@ -382,6 +385,7 @@ class Run:
                 if not paths:
                     if cfg.allow_no_op:
                         say("[promotion] nothing left to promote, allowed by -n")
+                        return ws, final, ()
                     raise RunnerError(
                         Stage.PROMOTION,
                         Category.NOOP,
@@ -575,6 +579,8 @@ class Run:
         """File the input away and write the success or failure zip (never in test mode)."""
         if self.config.test_mode or (self.summary.success and self.config.disable_promotion):
             return  # nothing landed: the input stays in patches/ for the real run
+        if (self.summary.code or "").startswith(Stage.PREFLIGHT):
+            return  # the patch never ran: it stays in the inbox, the log says why
         if self.summary.success:
             if self.patch is not None and self.request.mode is Mode.WORKSPACE:
                 archive.file_input(self.patch.path, self.patches_dir / "successful")

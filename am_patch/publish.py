@@ -6,24 +6,27 @@ from am_patch import proc
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.repo import Repo
 
+LS_REMOTE_NO_MATCH = 2
+
 
 def fetch(live: Repo, remote: str, branch: str) -> None:
+    """Update <remote>/<branch>; a branch the remote does not have yet is not an error."""
+    env = proc.clean_git_env()
+    refspec = f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}"
     result = proc.run(
-        [
-            "git",
-            "fetch",
-            "--no-tags",
-            remote,
-            f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}",
-        ],
+        ["git", "fetch", "--no-tags", remote, refspec], cwd=live.root, env=env, timeout_s=300
+    )
+    if result.ok:
+        return
+    probe = proc.run(
+        ["git", "ls-remote", "--exit-code", remote, f"refs/heads/{branch}"],
         cwd=live.root,
-        env=proc.clean_git_env(),
+        env=env,
         timeout_s=300,
     )
-    if not result.ok:
-        raise RunnerError(
-            Stage.PREFLIGHT, Category.ORIGIN_AHEAD, f"git fetch {remote} failed: {result.tail(2)}"
-        )
+    if probe.returncode == LS_REMOTE_NO_MATCH:
+        return
+    raise RunnerError(Stage.PREFLIGHT, Category.GIT, f"git fetch {remote} failed: {result.tail(2)}")
 
 
 def check_not_behind(live: Repo, remote: str, branch: str) -> None:
