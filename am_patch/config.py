@@ -30,6 +30,7 @@ class GateSpec:
     runs_on: RunsOn = "project"
     full_targets: tuple[str, ...] = (".",)
     timeout_s: int = 0  # 0: the config's gate_timeout_s
+    rewrites: bool = False  # a formatter or fixer: its edits become part of the result
 
 
 _EXCLUDE = r"(^|/)(\.venv|venv|\.git|patches|build|\.tox|node_modules)(/|$)"
@@ -43,11 +44,13 @@ DEFAULT_GATES: tuple[GateSpec, ...] = (
         name="ruff_format",
         command=("{python}", "-m", "ruff", "format", "{targets}"),
         runs_on="python_files",
+        rewrites=True,
     ),
     GateSpec(
         name="ruff",
         command=("{python}", "-m", "ruff", "check", "--fix", "{targets}"),
         runs_on="python_files",
+        rewrites=True,
     ),
     GateSpec(
         name="pytest",
@@ -88,6 +91,7 @@ class Config:
     test_mode: bool = False
     sandbox: Literal["bwrap", "off"] = "bwrap"
     sandbox_gates: bool = True
+    sandbox_audit: bool = True
     bwrap: str = "bwrap"
     remote: str = "origin"
     main_branch: str = "main"

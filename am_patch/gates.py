@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import configparser
+import dataclasses
+import hashlib
 import logging
+import os
 import sys
 import tempfile
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +55,7 @@ class Verdict:
     skipped: str | None = None
     result: ProcResult | None = None
     cached: bool = False
+    changed: tuple[str, ...] = ()  # files a non-rewriting gate changed while it ran
 
     @property
     def label(self) -> str:
@@ -59,6 +63,8 @@ class Verdict:
             return f"{self.name}: SKIPPED ({self.skipped})"
         if self.cached:
             return f"{self.name}: PASS (cached: this tree already passed)"
+        if self.changed:
+            return f"{self.name}: FAIL (it changed {', '.join(self.changed[:3])} while running)"
         duration = f" in {self.result.duration_s:.1f}s" if self.result else ""
         return f"{self.name}: {'PASS' if self.ok else 'FAIL'}{duration}"
 
@@ -152,28 +158,41 @@ def run_one(planned: Planned, jail: Jail, config: Config) -> Verdict:
     return Verdict(name=name, ok=ok, result=result)
 
 
-def make_jail(
+Fingerprint = Callable[[], Mapping[str, tuple[str, int]]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GateJails:
+    """One jail per gate: each sees only its own cache, so a test cannot poison mypy's cache."""
+
+    base: Jail
+    cache_dir: Path
+
+    def for_gate(self, name: str) -> Jail:
+        own = self.cache_dir / name
+        own.mkdir(parents=True, exist_ok=True)
+        env = dict(self.base.env) | {
+            "MYPY_CACHE_DIR": str(own / "mypy"),
+            "RUFF_CACHE_DIR": str(own / "ruff"),
+        }
+        return dataclasses.replace(self.base, extra_writable=(own,), env=env)
+
+
+def make_jails(
     config: Config, *, live_root: Path, git_common_dir: Path, workdir: Path, cache_dir: Path
-) -> Jail:
-    """The gates' jail: like the patch's, plus a writable cache; workdir's code comes first."""
-    python = python_for(config, live_root)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+) -> GateJails:
+    """The gates' jails: like the patch's, plus a writable cache; workdir's code comes first."""
     src = workdir / "src"
-    env = {
-        "MYPY_CACHE_DIR": str(cache_dir / "mypy"),
-        "RUFF_CACHE_DIR": str(cache_dir / "ruff"),
-        "PYTHONPATH": str(src if src.is_dir() else workdir),
-    }
-    return sandbox.make_jail(
+    base = sandbox.make_jail(
         bwrap=config.bwrap,
         enabled=config.sandbox == "bwrap" and config.sandbox_gates,
         writable=workdir,
         live_root=live_root,
         git_common_dir=git_common_dir,
-        python=python,
-        extra_writable=(cache_dir,),
-        extra_env=env,
+        python=python_for(config, live_root),
+        extra_env={"PYTHONPATH": str(src if src.is_dir() else workdir)},
     )
+    return GateJails(base=base, cache_dir=cache_dir)
 
 
 def all_cached(planned: Sequence[Planned], cache: VerdictCache, tree: str) -> bool:
@@ -192,26 +211,41 @@ def record(
 
 def run_all(
     planned: Sequence[Planned],
-    jail: Jail,
+    jails: GateJails,
     config: Config,
     *,
     keep_going: bool,
     cache: VerdictCache | None = None,
     tree: str | None = None,
+    fingerprint: Fingerprint | None = None,
 ) -> list[Verdict]:
-    """Run gates in order, reusing passes cached for tree; stop at the first failure."""
+    """Run gates in order, reusing passes cached for tree; stop at the first failure.
+
+    Only gates marked `rewrites` (formatter, fixer) may change files: around every other gate
+    the tree is fingerprinted, and a change fails that gate, since the tree that would land is
+    not the tree that passed.
+    """
     verdicts = []
+    before: Mapping[str, tuple[str, int]] | None = None
     for item in planned:
-        if (
-            cache
-            and tree
-            and not item.skip_reason
-            and cache.passed(tree, item.spec.name, item.argv)
-        ):
-            log.info("gate %s: cached pass for tree %s", item.spec.name, tree)
-            verdict = Verdict(name=item.spec.name, ok=True, cached=True)
+        name = item.spec.name
+        if cache and tree and not item.skip_reason and cache.passed(tree, name, item.argv):
+            log.info("gate %s: cached pass for tree %s", name, tree)
+            verdict = Verdict(name=name, ok=True, cached=True)
+        elif item.spec.rewrites or fingerprint is None or item.skip_reason:
+            verdict = run_one(item, jails.for_gate(name), config)
+            before = None if item.spec.rewrites else before
         else:
-            verdict = run_one(item, jail, config)
+            before = before if before is not None else fingerprint()
+            verdict = run_one(item, jails.for_gate(name), config)
+            after = fingerprint()
+            changed = tuple(
+                sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+            )
+            if changed:
+                log.info("gate %s changed files while running: %s", name, ", ".join(changed))
+                verdict = dataclasses.replace(verdict, ok=False, changed=changed)
+            before = after
         verdicts.append(verdict)
         if not verdict.ok and not keep_going:
             break
@@ -252,7 +286,7 @@ def check_tree(
         planned = plan(
             config, changed=touched, root=root, python=python, run_all=config.run_all_gates
         )
-        jail = make_jail(
+        jails = make_jails(
             config,
             live_root=project_root,
             git_common_dir=repo.common_dir,
@@ -260,10 +294,37 @@ def check_tree(
             cache_dir=Path(tmp) / "cache",
         )
         verdicts = run_all(
-            planned, jail, config, keep_going=config.allow_gates_fail, cache=cache, tree=tree
+            planned,
+            jails,
+            config,
+            keep_going=config.allow_gates_fail,
+            cache=cache,
+            tree=tree,
+            fingerprint=dir_fingerprint(root),
         )
         after = repo.tree_from_dir(tree, root, touched)
         rewritten = [c.path for c in repo.diff_trees(tree, after)] if after != tree else []
         if not rewritten:
             record(planned, verdicts, cache, tree)
         return TreeCheck(verdicts=verdicts, rewritten=rewritten)
+
+
+def dir_fingerprint(root: Path) -> Fingerprint:
+    """Content hashes of every file under root (a temporary export: no ignore rules apply)."""
+
+    def take() -> Mapping[str, tuple[str, int]]:
+        found: dict[str, tuple[str, int]] = {}
+        for dirpath, _, files in os.walk(root):
+            for name in files:
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, root)
+                if os.path.islink(full):
+                    digest = hashlib.sha1(os.fsencode(os.readlink(full))).hexdigest()
+                    found[rel] = (digest, 0o120000)
+                elif os.path.isfile(full):
+                    with open(full, "rb") as handle:
+                        digest = hashlib.file_digest(handle, "sha1").hexdigest()
+                    found[rel] = (digest, os.stat(full).st_mode)
+        return found
+
+    return take

@@ -11,11 +11,21 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from am_patch import apply, archive, crash, gates, patchfile, promote, publish, sandbox, scope
+from am_patch import (
+    apply,
+    archive,
+    audit,
+    crash,
+    gates,
+    patchfile,
+    promote,
+    publish,
+    sandbox,
+    scope,
+)
 from am_patch import workspace as wsp
 from am_patch.config import Config, describe
 from am_patch.errors import Category, RunnerError, Stage
-from am_patch.proc import run as run_process
 from am_patch.repo import CommitOid, Repo, Snapshot, _rmtree
 from am_patch.runlog import Summary, say
 from am_patch.verdicts import VerdictCache
@@ -238,7 +248,14 @@ class Run:
         self, ws: wsp.Workspace, touched: tuple[str, ...], before: str | None
     ) -> Snapshot:
         """Gate the workspace; the snapshot the gates leave (formatter edits included)."""
-        planned, verdicts = self._gate_dir(ws.repo_dir, ws.cache_dir, touched, before, Stage.GATES)
+        wsrepo = ws.open()
+
+        def fingerprint() -> dict[str, tuple[str, int]]:
+            return wsrepo.snapshot(tracked_in=ws.meta.base, write=False).entries
+
+        planned, verdicts = self._gate_dir(
+            ws.repo_dir, ws.cache_dir, touched, before, Stage.GATES, fingerprint
+        )
         final = ws.open().snapshot(tracked_in=ws.meta.base)
         self.last_snapshot = final
         gates.record(planned, verdicts, self.cache, final.tree)
@@ -251,13 +268,15 @@ class Run:
         touched: tuple[str, ...],
         tree: str | None,
         stage: Stage,
+        fingerprint: gates.Fingerprint,
     ) -> tuple[list[gates.Planned], list[gates.Verdict]]:
+        """Run the gates on workdir; a failure (or any file change by a checking gate) raises."""
         cfg = self.config
         python = gates.python_for(cfg, self.live.root)
         planned = gates.plan(
             cfg, changed=touched, root=workdir, python=python, run_all=cfg.run_all_gates
         )
-        jail = gates.make_jail(
+        jails = gates.make_jails(
             cfg,
             live_root=self.live.root,
             git_common_dir=self.live.common_dir,
@@ -265,12 +284,26 @@ class Run:
             cache_dir=cache_dir,
         )
         verdicts = gates.run_all(
-            planned, jail, cfg, keep_going=cfg.allow_gates_fail, cache=self.cache, tree=tree
+            planned,
+            jails,
+            cfg,
+            keep_going=cfg.allow_gates_fail,
+            cache=self.cache,
+            tree=tree,
+            fingerprint=fingerprint,
         )
         self.summary.gates = [v.label for v in verdicts]
         for verdict in verdicts:
             say(f"[{stage.lower()}] {verdict.label}")
         failed = [v for v in verdicts if not v.ok]
+        tampered = [v for v in verdicts if v.changed]
+        if tampered:  # never allowed, not even with -g: the tree on disk is not the gated one
+            raise RunnerError(
+                stage,
+                tampered[0].name.upper(),
+                f"gate {tampered[0].name} changed {', '.join(tampered[0].changed[:3])} while it "
+                "ran; only formatters (rewrites = true) may change files",
+            )
         if failed and not cfg.allow_gates_fail:
             first = failed[0]
             if first.result is not None:
@@ -355,7 +388,7 @@ class Run:
             wsp.remove(self.live, ws)
         else:
             ws.open().reset_index(tree)
-        run_audit(self.live, cfg)
+        audit.run(self.live, cfg)
 
     def _rebase(
         self, ws: wsp.Workspace, final: Snapshot, paths: tuple[str, ...], live_head: CommitOid
@@ -442,7 +475,14 @@ class Run:
         check = self.patches_dir / "workspaces" / f".live_gates_{os.getpid()}"
         try:
             self.live.export_tree(tree, check / "repo")
-            self._gate_dir(check / "repo", check / "cache", paths, tree, Stage.LIVE_GATES)
+            self._gate_dir(
+                check / "repo",
+                check / "cache",
+                paths,
+                tree,
+                Stage.LIVE_GATES,
+                gates.dir_fingerprint(check / "repo"),
+            )
         finally:
             if check.exists():
                 _rmtree(check)
@@ -532,7 +572,12 @@ class Run:
         try:
             self.live.export_tree(snap.tree, check / "repo")
             planned, verdicts = self._gate_dir(
-                check / "repo", check / "cache", paths, snap.tree, Stage.GATES
+                check / "repo",
+                check / "cache",
+                paths,
+                snap.tree,
+                Stage.GATES,
+                gates.dir_fingerprint(check / "repo"),
             )
             gated = self.live.tree_from_dir(snap.tree, check / "repo", paths)
         finally:
@@ -543,7 +588,7 @@ class Run:
         if gated != snap.tree:
             say("[finalize] the formatter changed some files; the live files get its version")
         self._land_live(branch, head, commit, paths, snap)
-        run_audit(self.live, cfg)
+        audit.run(self.live, cfg)
 
     def _land_live(
         self,
@@ -655,23 +700,3 @@ def sync_with_origin(live: Repo, cfg: Config, branch: str) -> None:
         say("[preflight] origin check skipped (-u): the push may fail")
         return
     publish.check_not_behind(live, cfg.remote, branch)
-
-
-def run_audit(live: Repo, cfg: Config) -> None:
-    """The post-success audit in the live repo; skipped when its script does not exist."""
-    if not cfg.post_success_audit:
-        return
-    argv = cfg.audit_argv()
-    scripts = [a for a in argv if a.endswith(".py")]
-    if scripts and not (live.root / scripts[0]).is_file():
-        log.info("audit skipped: %s does not exist", scripts[0])
-        return
-    say(f"[audit] {' '.join(argv)}")
-    result = run_process(argv, cwd=live.root, env=None, timeout_s=cfg.gate_timeout_s or None)
-    if not result.ok:
-        print(result.tail(10), flush=True)
-        raise RunnerError(
-            Stage.AUDIT,
-            Category.FAILED,
-            "the audit failed after a successful push; the commit stays",
-        )

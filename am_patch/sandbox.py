@@ -16,8 +16,12 @@ from am_patch.errors import Category, RunnerError, Stage
 log = logging.getLogger("am_patch")
 
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+# Only these system directories exist in the jail (read-only): binding all of / would leave host
+# unix sockets (/run, /var, ...) connectable, since a read-only mount does not stop connect().
+SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 _PROBE_SCRIPT = (
-    "import sys, site; print(sys.prefix); print(sys.base_prefix); print(site.getusersitepackages())"
+    "import sys, site; print(sys.prefix); print(sys.base_prefix); "
+    "print(site.getusersitepackages()); print(*sys.path, sep=chr(10))"
 )
 
 
@@ -31,12 +35,16 @@ class Jail:
     hidden: tuple[Path, ...] = ()
     exposed: tuple[Path, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    chdir: Path | None = None  # the command's working directory; default: writable
 
     @property
     def description(self) -> str:
         if self.bwrap is None:
             return "NONE (sandbox disabled by the user: the patch ran with full access)"
-        return f"bubblewrap ({self.bwrap}): read-only system, writable {self.writable}, no network"
+        return (
+            f"bubblewrap ({self.bwrap}): read-only system dirs, writable {self.writable}, "
+            "no network, clean environment"
+        )
 
     def with_exposed(self, *paths: Path) -> Jail:
         """The same jail with more paths visible read-only."""
@@ -45,7 +53,7 @@ class Jail:
     def argv(self, command: Sequence[str]) -> list[str]:
         if self.bwrap is None:
             return list(command)
-        args = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        args = [self.bwrap, *system_mounts(), "--dev", "/dev", "--proc", "/proc"]
         args += ["--tmpfs", "/tmp"]
         for hidden in self.hidden:
             args += ["--tmpfs", str(hidden)]
@@ -59,14 +67,27 @@ class Jail:
         args += ["--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
         for key, value in sorted(self.env.items()):
             args += ["--setenv", key, value]
-        args += ["--chdir", str(self.writable), "--"]
+        args += ["--chdir", str(self.chdir or self.writable), "--"]
         return args + list(command)
 
     def run(self, command: Sequence[str], *, timeout_s: float | None) -> proc.ProcResult:
         # bwrap itself gets the minimal environment too: its pid 1 in the jail keeps the
         # environment it was started with, readable there as /proc/1/environ
         env = dict(self.env)
-        return proc.run(self.argv(command), cwd=self.writable, env=env, timeout_s=timeout_s)
+        cwd = self.chdir or self.writable
+        return proc.run(self.argv(command), cwd=cwd, env=env, timeout_s=timeout_s)
+
+
+def system_mounts() -> list[str]:
+    """The read-only system: merged-/usr symlinks stay symlinks."""
+    args: list[str] = []
+    for name in SYSTEM_DIRS:
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    return args
 
 
 def base_env(python: Path) -> dict[str, str]:
@@ -83,20 +104,27 @@ def base_env(python: Path) -> dict[str, str]:
 
 
 def interpreter_dirs(python: Path, root: Path) -> tuple[Path, ...]:
-    """Directories an interpreter needs (venv, base install, user site), never the live tree."""
-    dirs = {python.parent.parent.absolute(), python.resolve().parent.parent}
+    """What an interpreter needs (venv, base install, sys.path), never the live tree.
+
+    A venv inside the live repo is exposed; other sys.path entries inside it (an editable
+    install's .pth pointing at live's src/) stay hidden, so gates import the workspace's code.
+    """
+    venv = python.parent.parent.absolute()
+    dirs = {venv, python.resolve().parent.parent}
     result = proc.run([str(python), "-I", "-c", _PROBE_SCRIPT], cwd=root, quiet=True)
     if result.ok:
         dirs.update(Path(line) for line in result.output.splitlines() if line.strip())
     live = root.resolve()
     keep = []
     for path in sorted(dirs):
-        if not path.exists() or path == Path("/"):
+        if not path.is_absolute() or not path.exists() or path == Path("/"):
             continue
-        if path.resolve().is_relative_to(live) and path.resolve() != live:
-            keep.append(path)  # a venv inside the live repo is fine to expose, read-only
-        elif not live.is_relative_to(path.resolve()):
-            keep.append(path)
+        real = path.resolve()
+        if live.is_relative_to(real):
+            continue  # an ancestor of the live repo would expose it
+        if real.is_relative_to(live) and not (path.is_relative_to(venv) or real == venv.resolve()):
+            continue
+        keep.append(path)
     return tuple(keep)
 
 

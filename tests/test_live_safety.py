@@ -546,36 +546,38 @@ def test_back_to_back_runs_keep_every_log(project: Project) -> None:
 
 # --- 7. post-success audit --------------------------------------------------------------------
 
+# The audit runs jailed with the live tree read-only, so it reports on stdout (kept in the log).
 AUDIT_SCRIPT = """\
 import sys
 from pathlib import Path
 
-counter = Path({counter!r})
 workspace = Path("patches/workspaces/issue_3")
-with counter.open("a") as fh:
-    fh.write(f"run workspace_exists={{workspace.exists()}}\\n")
+print(f"AUDIT-RAN workspace_exists={{workspace.exists()}}")
 sys.exit({code})
 """
 
 
-def add_audit(project: Project, counter: Path, code: int = 0) -> str:
-    project.write("audit/audit_report.py", AUDIT_SCRIPT.format(counter=str(counter), code=code))
+def add_audit(project: Project, code: int = 0) -> str:
+    project.write("audit/audit_report.py", AUDIT_SCRIPT.format(code=code))
     return project.commit_all("Add audit")
 
 
-def test_audit_runs_once_after_the_workspace_is_deleted(project: Project, tmp_path: Path) -> None:
-    counter = tmp_path / "audit_runs.txt"
-    add_audit(project, counter)
+def audit_runs(project: Project) -> list[str]:
+    lines = newest_log(project).splitlines()
+    return [line[line.index("AUDIT-RAN") :] for line in lines if "AUDIT-RAN" in line]
+
+
+def test_audit_runs_once_after_the_workspace_is_deleted(project: Project) -> None:
+    add_audit(project)
     readme_patch(project, "3", "changed\n")
     out = project.run("3", "Docs", *NO_GATES)
     assert_success(out)
     assert "[audit] python3 -u audit/audit_report.py" in out.stdout
-    assert counter.read_text().splitlines() == ["run workspace_exists=False"]
+    assert audit_runs(project) == ["AUDIT-RAN workspace_exists=False"]
 
 
-def test_failing_audit_fails_but_keeps_the_commit(project: Project, tmp_path: Path) -> None:
-    counter = tmp_path / "audit_runs.txt"
-    before = add_audit(project, counter, code=1)
+def test_failing_audit_fails_but_keeps_the_commit(project: Project) -> None:
+    before = add_audit(project, code=1)
     readme_patch(project, "3", "changed\n")
     out = project.run("3", "Docs", *NO_GATES)
     assert_fails(out, "AUDIT:FAILED")
@@ -584,7 +586,7 @@ def test_failing_audit_fails_but_keeps_the_commit(project: Project, tmp_path: Pa
     assert project.git("rev-parse", f"{landed}^") == before
     assert project.origin_head() == landed
     assert (project.live / "README.md").read_text() == "changed\n"
-    assert len(counter.read_text().splitlines()) == 1
+    assert len(audit_runs(project)) == 1
 
 
 def test_missing_audit_script_is_skipped_with_a_log_line(project: Project) -> None:
@@ -595,13 +597,12 @@ def test_missing_audit_script_is_skipped_with_a_log_line(project: Project) -> No
     assert "audit skipped: audit/audit_report.py does not exist" in newest_log(project)
 
 
-def test_audit_switched_off_does_not_run(project: Project, tmp_path: Path) -> None:
-    counter = tmp_path / "audit_runs.txt"
-    add_audit(project, counter, code=1)
+def test_audit_switched_off_does_not_run(project: Project) -> None:
+    add_audit(project, code=1)
     readme_patch(project, "3", "changed\n")
     out = project.run("3", "Docs", "--override", "post_success_audit=false", *NO_GATES)
     assert_success(out)
-    assert not counter.exists()
+    assert audit_runs(project) == []
 
 
 # --- 8. failure archives ----------------------------------------------------------------------

@@ -1,0 +1,263 @@
+"""The bubblewrap jail as the user sees it: recorded, required, optional, timed, clean."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from testing.project import NO_GATES, Outcome, Project
+
+CALC = "src/democalc/calc.py"
+
+
+def explain(out: Outcome) -> str:
+    return out.stdout + out.stderr
+
+
+def live_files(project: Project) -> dict[str, bytes]:
+    """The live checkout outside patches/ and .git/."""
+    files = {}
+    for path in sorted(project.live.rglob("*")):
+        rel = path.relative_to(project.live)
+        if rel.parts[0] in (".git", "patches") or not path.is_file():
+            continue
+        files[str(rel)] = path.read_bytes()
+    return files
+
+
+def live_snapshot(project: Project) -> tuple[str, str, str, dict[str, bytes], bytes]:
+    config = (project.live / ".git" / "config").read_bytes()
+    return project.head(), project.origin_head(), project.status(), live_files(project), config
+
+
+def newest_log(project: Project) -> str:
+    link = project.patches / "am_patch.log"
+    assert link.is_symlink()
+    newest = max((project.patches / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime_ns)
+    assert link.resolve() == newest.resolve()
+    return newest.read_text()
+
+
+def workspace_file(project: Project, issue: str, rel: str) -> Path:
+    return project.patches / "workspaces" / f"issue_{issue}" / "repo" / rel
+
+
+def test_the_summary_and_the_log_say_which_sandbox_ran(project: Project) -> None:
+    project.patch("issue_60.py", ["README.md"], 'Path("README.md").write_text("# hi\\n")\n')
+    out = project.run("60", "Sandboxed", *NO_GATES)
+    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    assert "bubblewrap" in out.line("SANDBOX:")
+    log = newest_log(project)
+    assert "SANDBOX: bubblewrap" in log
+    bwrap_line = next(line for line in log.splitlines() if "--unshare-all" in line)
+    for flag in ("--clearenv", "--die-with-parent", "--new-session", "--ro-bind /usr /usr"):
+        assert flag in bwrap_line
+    assert "--tmpfs /tmp" in bwrap_line
+    # the host's root is not bound: its unix sockets (/run, /var) must not exist in the jail
+    assert "--ro-bind / /" not in bwrap_line
+
+
+def test_a_missing_bwrap_fails_preflight_sandbox_and_changes_nothing(project: Project) -> None:
+    before = live_snapshot(project)
+    project.patch("issue_61.py", [CALC], f'Path("{CALC}").write_text("x = 1\\n")\n')
+    out = project.run("61", "No bwrap", "--override", "bwrap=/nonexistent/bwrap", *NO_GATES)
+    assert out.code == 1, explain(out)
+    assert out.result_line == "RESULT: FAIL PREFLIGHT:SANDBOX"
+    reason = out.line("REASON:")
+    assert "bubblewrap" in reason and "/nonexistent/bwrap" in reason
+    assert live_snapshot(project) == before
+    ws_calc = workspace_file(project, "61", CALC)
+    assert not ws_calc.exists() or ws_calc.read_text() != "x = 1\n"
+
+
+def test_a_bwrap_that_cannot_build_the_jail_fails_preflight_sandbox(project: Project) -> None:
+    before = live_snapshot(project)
+    project.patch("issue_62.py", [CALC], f'Path("{CALC}").write_text("x = 1\\n")\n')
+    out = project.run("62", "Broken bwrap", "--override", "bwrap=/bin/false", *NO_GATES)
+    assert out.code == 1, explain(out)
+    assert out.result_line == "RESULT: FAIL PREFLIGHT:SANDBOX"
+    assert "sandbox" in out.line("REASON:")
+    assert live_snapshot(project) == before
+    assert workspace_file(project, "62", CALC).read_text() != "x = 1\n"
+
+
+def test_unsafe_no_sandbox_runs_unjailed_and_says_so_loudly(
+    project: Project, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    project.patch(
+        "issue_63.py",
+        ["README.md"],
+        f"""
+        Path({str(outside)!r}).write_text("no jail")
+        Path("README.md").write_text("# hi\\n")
+        """,
+    )
+    out = project.run("63", "Unjailed", "--unsafe-no-sandbox", *NO_GATES)
+    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    assert outside.read_text() == "no jail"  # the script reached outside the workspace
+    warning = next(line for line in out.stdout.splitlines() if "SANDBOX DISABLED" in line)
+    assert "WARNING" in warning
+    assert "bubblewrap" not in out.line("SANDBOX:")
+    log = newest_log(project)
+    assert "WARNING" in log and "SANDBOX DISABLED" in log
+
+
+def test_the_same_write_outside_is_contained_by_the_jail(project: Project, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    project.patch(
+        "issue_64.py",
+        ["README.md"],
+        f"""
+        try:
+            Path({str(outside)!r}).write_text("no jail")
+        except OSError:
+            pass
+        Path("README.md").write_text("# hi\\n")
+        """,
+    )
+    out = project.run("64", "Jailed", *NO_GATES)
+    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    assert not outside.exists()
+
+
+def _processes_running(needle: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if needle in cmdline:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def test_a_patch_over_its_time_limit_fails_and_is_rolled_back(project: Project) -> None:
+    original = (project.live / CALC).read_text()
+    before = live_snapshot(project)
+    project.patch(
+        "issue_65.py",
+        [CALC],
+        f"""
+        import time
+
+        Path({CALC!r}).write_text("half done\\n")
+        Path("stray.txt").write_text("stray\\n")
+        time.sleep(120)
+        """,
+    )
+    start = time.monotonic()
+    out = project.run("65", "Too slow", "--override", "patch_timeout_s=2", *NO_GATES)
+    assert time.monotonic() - start < 60
+    assert out.code == 1, explain(out)
+    assert out.result_line == "RESULT: FAIL PATCH:TIMEOUT"
+    assert live_snapshot(project) == before
+    assert workspace_file(project, "65", CALC).read_text() == original
+    assert not workspace_file(project, "65", "stray.txt").exists()
+    assert _processes_running("issue_65.py") == []
+
+
+def test_a_patch_that_raises_fails_patch_exec_and_is_rolled_back(project: Project) -> None:
+    original = (project.live / CALC).read_text()
+    before = live_snapshot(project)
+    project.patch(
+        "issue_66.py",
+        [CALC],
+        f"""
+        Path({CALC!r}).write_text("half done\\n")
+        Path("stray.txt").write_text("stray\\n")
+        raise RuntimeError("boom-7c1e")
+        """,
+    )
+    out = project.run("66", "Raises", *NO_GATES)
+    assert out.code == 1, explain(out)
+    assert out.result_line == "RESULT: FAIL PATCH:EXEC"
+    assert "boom-7c1e" in out.stdout
+    assert live_snapshot(project) == before
+    assert workspace_file(project, "66", CALC).read_text() == original
+    assert not workspace_file(project, "66", "stray.txt").exists()
+
+
+def test_a_background_process_of_the_patch_dies_with_it(project: Project) -> None:
+    project.patch(
+        "issue_67.py",
+        ["README.md"],
+        """
+        import os
+        import time
+
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                time.sleep(1.5)
+                Path("late.txt").write_text("still alive\\n")
+            os._exit(0)
+        Path("README.md").write_text("# hi\\n")
+        """,
+    )
+    out = project.run("67", "Daemonize", "-k", *NO_GATES)
+    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    late = workspace_file(project, "67", "late.txt")
+    assert late.parent.is_dir()
+    time.sleep(3)
+    assert not late.exists()
+
+
+def test_the_environment_inside_the_jail_is_minimal(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host_home = os.environ["HOME"]
+    monkeypatch.setenv("AM_SECRET", "s3cret-env-value")
+    monkeypatch.setenv("GIT_DIR", str(project.live / ".git"))
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(project.base / "agent.sock"))
+    project.patch(
+        "issue_68.py",
+        ["ENV.json"],
+        """
+        import json
+        import os
+
+        Path("ENV.json").write_text(json.dumps(dict(os.environ), sort_keys=True) + "\\n")
+        """,
+    )
+    out = project.run("68", "Dump env", *NO_GATES)
+    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    env = json.loads((project.live / "ENV.json").read_text())
+    assert [k for k in env if k.startswith("GIT_")] == []
+    assert "AM_SECRET" not in env and "SSH_AUTH_SOCK" not in env
+    assert "XDG_CONFIG_HOME" not in env
+    assert env.get("HOME") != host_home
+    allowed = {"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "PWD", "SHLVL", "_", "TERM"}
+    assert {k for k in env if not k.startswith("PYTHON")} <= allowed
+    assert "s3cret-env-value" not in json.dumps(env)
+
+
+def test_tmp_inside_the_jail_is_private(project: Project) -> None:
+    name = f"am-patch-leak-{uuid.uuid4().hex}"
+    project.patch(
+        "issue_69.py",
+        ["README.md"],
+        f"""
+        import os
+        import tempfile
+
+        Path("/tmp/{name}").write_text("leak")
+        Path(tempfile.gettempdir(), "{name}.2").write_text("leak")
+        Path("/dev/shm/{name}").write_text("leak")
+        Path("README.md").write_text("# hi\\n")
+        """,
+    )
+    out = project.run("69", "Write /tmp", *NO_GATES)
+    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    assert not Path(f"/tmp/{name}").exists()
+    assert not Path(f"/tmp/{name}.2").exists()
+    assert not Path(f"/dev/shm/{name}").exists()
+    assert not Path(f"/var/tmp/{name}").exists()
