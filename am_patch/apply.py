@@ -57,12 +57,32 @@ def apply_diffs(root: Path, diffs: Sequence[Diff], scratch: Path) -> None:
         if exact.ok:
             say(f"[patch] {diff.name}: applied exactly")
             continue
-        merged = proc.run(
-            ["git", "apply", "--3way", "--whitespace=nowarn", str(file)], cwd=root, env=env
-        )
+        merged = _apply_3way(root, diff, file, scratch, env)
         if merged.ok:
             say(f"[patch] {diff.name}: applied with --3way (the exact apply failed)")
             continue
         raise RunnerError(
             Stage.PATCH, Category.APPLY, f"{diff.name}: {_why(exact.output)} (exact and --3way)"
         )
+
+
+def _apply_3way(
+    root: Path, diff: Diff, file: Path, scratch: Path, env: dict[str, str]
+) -> proc.ProcResult:
+    """`git apply --3way` needs the index to match the files it patches, and a reused workspace
+    often holds uncommitted changes (an earlier attempt, a hand edit): it runs on a scratch index
+    of HEAD plus the working-tree versions of the diff's files, leaving the real index alone."""
+    index = scratch.resolve() / "3way.index"
+    index.unlink(missing_ok=True)
+    env = {**env, "GIT_INDEX_FILE": str(index)}
+    log.info("--3way on a scratch index (GIT_INDEX_FILE=%s): HEAD plus the working tree", index)
+    steps = (
+        ["git", "read-tree", "HEAD"],
+        ["git", "update-index", "--add", "--remove", "--", *diff.files],
+        ["git", "apply", "--3way", "--whitespace=nowarn", str(file)],
+    )
+    for argv in steps:
+        result = proc.run(argv, cwd=root, env=env)
+        if not result.ok:
+            break
+    return result
