@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -14,7 +15,7 @@ from am_patch.errors import RunnerError, UsageError
 from am_patch.hooks import install, pre_commit, pre_push, pre_receive
 from am_patch.repo import ZERO_OID, Repo
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -115,10 +116,12 @@ def dispatch(args: argparse.Namespace) -> int:
     lines = sys.stdin.read().splitlines()
     if args.command == "pre-push":
         refs = pre_push.parse(lines)
-        problems = pre_push.check(
+        verdicts = pre_push.check(
             repo, cfg, refs, remote=args.remote, run_gates=cfg.hook_gates_on_push
         )
-        return _report("push", problems)
+        for name, found in verdicts.items():
+            print(f"am-patch-hook: {name}: {'refused' if found else 'ok'}", file=sys.stderr)
+        return _report("push", [p for found in verdicts.values() for p in found])
     return _report("push", pre_receive.check(repo, cfg, lines))
 
 
@@ -132,3 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunnerError as exc:
         print(f"am-patch-hook: {exc.message}", file=sys.stderr)
         return EXIT_REFUSED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug; any non-zero exit still stops the commit or push
+        traceback.print_exc(file=sys.stderr)
+        print(f"am-patch-hook: internal error (a bug), refusing: {exc!r}", file=sys.stderr)
+        return EXIT_BUG

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from am_patch import gates, patchfile, scope
+from am_patch import scope
 from am_patch.config import Config
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.repo import Repo
-from am_patch.verdicts import VerdictCache
 from am_patch.workspace import Meta
+
+if TYPE_CHECKING:
+    from am_patch.gates import TreeCheck
 
 
 def declared_files(root: Path, issue: str | None) -> tuple[str, tuple[str, ...]] | None:
@@ -19,6 +22,8 @@ def declared_files(root: Path, issue: str | None) -> tuple[str, tuple[str, ...]]
         meta = patches / "workspaces" / f"issue_{issue}" / "meta.json"
         if meta.is_file():
             return issue, Meta.read(meta).files
+        from am_patch import patchfile  # see check_gates: imported only when needed
+
         try:
             found = patchfile.load(patches, issue, None, ascii_only=False)
         except RunnerError as exc:
@@ -54,8 +59,13 @@ def check_scope(repo: Repo, config: Config, issue: str | None) -> list[str]:
     return problems
 
 
-def check_gates(repo: Repo, config: Config, tree: str, base: str) -> gates.TreeCheck:
+def check_gates(repo: Repo, config: Config, tree: str, base: str) -> TreeCheck:
     """The configured gates on exactly `tree` in a temp checkout; the work tree is untouched."""
+    # Imported here, not at the top: the scope hook runs on every commit and must start fast
+    # (bench/hook_scope.py); the gate machinery costs it a fifth of its start-up.
+    from am_patch import gates
+    from am_patch.verdicts import VerdictCache
+
     touched = [c.path for c in repo.diff_trees(base, tree)]
     cache = VerdictCache(repo.common_dir, enabled=config.gate_cache)
     return gates.check_tree(

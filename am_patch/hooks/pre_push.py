@@ -47,33 +47,42 @@ def guard_main(repo: Repo, config: Config, ref: PushedRef) -> str | None:
     return None
 
 
+def check_ref(
+    repo: Repo, config: Config, ref: PushedRef, *, remote: str, run_gates: bool
+) -> list[str]:
+    """The problems of one pushed ref: main's history, path policy on new commits, gates."""
+    reason = guard_main(repo, config, ref)
+    if reason:
+        return [reason]
+    if ref.local_oid == ZERO_OID:
+        return []
+    problems: list[str] = []
+    new = repo.new_commits(
+        ref.local_oid, known_refs=f"refs/remotes/{remote}/", known=(ref.remote_oid,)
+    )
+    for commit in new:
+        parent = repo.first_parent(commit)
+        base = repo.tree_of(parent) if parent else repo.empty_tree()
+        tree = repo.tree_of(commit)
+        changes = repo.diff_trees(base, tree)
+        problems += [
+            f"{ref.remote_ref} {commit[:10]}: {p}"
+            for p in scope.unsafe_entries(repo, tree, changes, config=config)
+        ]
+    # a tree the path policy refused is not checked out to be gated (its symlinks leave the repo)
+    if run_gates and not problems and ref.remote_ref.startswith("refs/heads/"):
+        remote_known = ref.remote_oid != ZERO_OID and repo.contains(ref.remote_oid)
+        base = repo.tree_of(ref.remote_oid) if remote_known else repo.empty_tree()
+        checked = check_gates(repo, config, repo.tree_of(ref.local_oid), base)
+        problems += [f"{ref.remote_ref}: {p}" for p in checked.problems]
+    return problems
+
+
 def check(
     repo: Repo, config: Config, refs: list[PushedRef], *, remote: str, run_gates: bool
-) -> list[str]:
-    """Every problem of every pushed ref (not only the first ref's)."""
-    problems: list[str] = []
-    for ref in refs:
-        reason = guard_main(repo, config, ref)
-        if reason:
-            problems.append(reason)
-            continue
-        if ref.local_oid == ZERO_OID:
-            continue
-        new = repo.new_commits(
-            ref.local_oid, known_refs=f"refs/remotes/{remote}/", known=(ref.remote_oid,)
-        )
-        for commit in new:
-            parent = repo.first_parent(commit)
-            base = repo.tree_of(parent) if parent else repo.empty_tree()
-            tree = repo.tree_of(commit)
-            changes = repo.diff_trees(base, tree)
-            problems += [
-                f"{ref.remote_ref} {commit[:10]}: {p}"
-                for p in scope.unsafe_entries(repo, tree, changes, config=config)
-            ]
-        if run_gates and ref.remote_ref.startswith("refs/heads/"):
-            remote_known = ref.remote_oid != ZERO_OID and repo.contains(ref.remote_oid)
-            base = repo.tree_of(ref.remote_oid) if remote_known else repo.empty_tree()
-            checked = check_gates(repo, config, repo.tree_of(ref.local_oid), base)
-            problems += [f"{ref.remote_ref}: {p}" for p in checked.problems]
-    return problems
+) -> dict[str, list[str]]:
+    """A verdict for every pushed ref (not only the first): its problems, empty when fine."""
+    return {
+        ref.remote_ref: check_ref(repo, config, ref, remote=remote, run_gates=run_gates)
+        for ref in refs
+    }

@@ -29,7 +29,12 @@ def check(repo: Repo, config: Config, lines: Iterable[str]) -> list[str]:
                 f"{ref}: not a fast-forward; fetch, rebase onto {config.main_branch} and push again"
             )
             continue
-        commits = repo.new_commits(new, limit=MAX_COMMITS)
+        commits = repo.new_commits(new, limit=MAX_COMMITS + 1)
+        if len(commits) > MAX_COMMITS:  # never let the commits past the limit in unchecked
+            problems.append(
+                f"{ref}: more than {MAX_COMMITS} new commits in one push; push them in batches"
+            )
+            continue
         for commit in commits:
             parent = repo.first_parent(commit)
             base = repo.tree_of(parent) if parent else repo.empty_tree()

@@ -1,0 +1,717 @@
+"""The hooks installed for real: git commit and git push against a bare origin; pre-commit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from am_patch.hooks.pre_receive import MAX_COMMITS
+from testing.project import Project
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PRE_COMMIT = Path(sys.executable).parent / "pre-commit"
+
+BROKEN_ADD = '"""Arithmetic."""\n\n\ndef add(a: int, b: int) -> int:\n    return a - b\n'
+GOOD_CALC = (
+    '"""Arithmetic."""\n\n\ndef add(a: int, b: int) -> int:\n    return a + b\n\n\n'
+    "def multiply(a: int, b: int) -> int:\n    return a * b\n"
+)
+UNFORMATTED = '"""Arithmetic."""\n\n\ndef add(a:int,b:int)->int:\n    return a+b\n'
+EXTRA_TEST = "\n\ndef test_add_zero() -> None:\n    assert add(0, 0) == 0\n"
+CALC = "src/democalc/calc.py"
+TEST = "tests/test_calc.py"
+
+
+def run(
+    argv: list[str],
+    cwd: Path,
+    *,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        cwd=cwd,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """git as a user runs it: hooks fire; the exit code is the caller's to judge."""
+    return run(["git", *args], cwd)
+
+
+def hook(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "am_patch.hooks", *args], cwd)
+
+
+def install(cwd: Path, *args: str) -> str:
+    done = hook(cwd, "install", *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def state(project: Project) -> dict[str, object]:
+    """Everything a refused commit must leave alone: HEAD, index, working tree, byte for byte."""
+    files = {}
+    for path in sorted(project.live.rglob("*")):
+        rel = path.relative_to(project.live).as_posix()
+        if rel == ".git" or rel.startswith(".git/"):
+            continue
+        if path.is_symlink():
+            files[rel] = os.readlink(path).encode()
+        elif path.is_file():
+            files[rel] = path.read_bytes()
+    return {
+        "head": project.head(),
+        "status": project.status(),
+        "diff": project.git("diff"),
+        "cached": project.git("diff", "--cached"),
+        "index": project.git("ls-files", "--stage"),
+        "files": files,
+    }
+
+
+def open_workspace(project: Project, issue: str, files: list[str]) -> None:
+    """What `am-patch` leaves for an open issue: patches/workspaces/issue_<ID>/meta.json."""
+    meta = {
+        "issue_id": issue,
+        "base": project.head(),
+        "attempt": 1,
+        "message": "m",
+        "files": files,
+        "created": 0,
+    }
+    project.write(f"patches/workspaces/issue_{issue}/meta.json", json.dumps(meta))
+
+
+def clone(project: Project, name: str) -> Path:
+    """A second clone of origin, hooks not installed (another developer's machine)."""
+    path = project.base / name
+    done = git(project.base, "clone", "-q", str(project.origin), str(path))
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+def commit_file(cwd: Path, rel: str, text: str, message: str) -> str:
+    path = cwd / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    assert git(cwd, "add", rel).returncode == 0
+    done = git(cwd, "commit", "-q", "-m", message)
+    assert done.returncode == 0, done.stderr
+    return git(cwd, "rev-parse", "HEAD").stdout.strip()
+
+
+def remote_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("remote:")]
+
+
+@pytest.fixture
+def hooked(project: Project) -> Project:
+    """The demo project with pre-commit and pre-push installed in .git/hooks."""
+    install(project.live)
+    return project
+
+
+# --- pre-commit: exactly what is committed, the work tree left alone ---------------------------
+
+
+def test_breaking_commit_is_refused_and_leaves_index_and_edits_as_they_were(
+    hooked: Project,
+) -> None:
+    hooked.write(CALC, BROKEN_ADD)
+    hooked.git("add", CALC)
+    # the same file edited again after staging, another unstaged edit, an untracked file:
+    # what a stash-based runner can lose
+    hooked.write(CALC, BROKEN_ADD + "\n# an unstaged note\n")
+    hooked.write("README.md", "# democalc\n\nunstaged edit\n")
+    hooked.write("notes.txt", "untracked\n")
+    before = state(hooked)
+
+    done = git(hooked.live, "commit", "-m", "Break add")
+
+    assert done.returncode != 0
+    assert "gate pytest: FAIL" in done.stderr
+    assert "gate pytest failed" in done.stderr
+    assert state(hooked) == before
+
+
+def test_good_commit_is_accepted(hooked: Project) -> None:
+    before = hooked.head()
+    hooked.write(CALC, GOOD_CALC)
+    hooked.git("add", CALC)
+
+    done = git(hooked.live, "commit", "-m", "Add multiply")
+
+    assert done.returncode == 0, done.stderr
+    assert "gate pytest: PASS" in done.stderr
+    assert hooked.git("rev-parse", "HEAD~1") == before
+    assert hooked.git("show", f"HEAD:{CALC}") + "\n" == GOOD_CALC
+    assert hooked.status() == ""
+
+
+def test_unformatted_file_is_refused_with_the_formatter_message(hooked: Project) -> None:
+    hooked.write(CALC, UNFORMATTED)
+    hooked.git("add", CALC)
+    before = state(hooked)
+
+    done = git(hooked.live, "commit", "-m", "Ugly")
+
+    assert done.returncode != 0
+    assert f"the formatter/fixer would change {CALC}" in done.stderr
+    assert "run ruff format" in done.stderr
+    # the formatter ran on a temporary checkout, never on the user's file
+    assert state(hooked) == before
+    assert (hooked.live / CALC).read_text() == UNFORMATTED
+
+
+def test_plain_commit_judges_the_index_and_commit_a_the_work_tree(hooked: Project) -> None:
+    hooked.write(CALC, GOOD_CALC)
+    hooked.git("add", CALC)
+    broken_test = (hooked.live / TEST).read_text().replace("== 5", "== 6")
+    hooked.write(TEST, broken_test)  # unstaged and failing
+
+    good = git(hooked.live, "commit", "-m", "Add multiply")
+
+    assert good.returncode == 0, good.stderr
+    assert hooked.git("show", f"HEAD:{TEST}") + "\n" != broken_test
+    assert (hooked.live / TEST).read_text() == broken_test
+    head = hooked.head()
+
+    bad = git(hooked.live, "commit", "-a", "-m", "Break the test")
+
+    assert bad.returncode != 0
+    assert "gate pytest failed" in bad.stderr
+    assert hooked.head() == head
+    assert (hooked.live / TEST).read_text() == broken_test
+    assert hooked.git("diff", "--name-only") == TEST
+    assert hooked.git("diff", "--cached", "--name-only") == ""
+
+
+def test_partial_commit_judges_head_plus_the_named_paths(hooked: Project) -> None:
+    hooked.write(CALC, BROKEN_ADD)
+    hooked.git("add", CALC)  # staged and failing, but not part of the partial commit
+    test_text = (hooked.live / TEST).read_text() + EXTRA_TEST
+    hooked.write(TEST, test_text)
+
+    good = git(hooked.live, "commit", "-m", "More tests", TEST)
+
+    assert good.returncode == 0, good.stderr
+    assert hooked.git("show", "HEAD", "--name-only", "--format=") == TEST
+    assert hooked.git("diff", "--cached", "--name-only") == CALC
+    head = hooked.head()
+
+    bad = git(hooked.live, "commit", "-m", "Break add", CALC)
+
+    assert bad.returncode != 0
+    assert "gate pytest failed" in bad.stderr
+    assert hooked.head() == head
+    assert (hooked.live / CALC).read_text() == BROKEN_ADD
+
+
+# --- scope: the active issue's FILES, path policy ---------------------------------------------
+
+
+def test_open_workspace_bounds_what_may_be_committed(hooked: Project) -> None:
+    open_workspace(hooked, "5", ["README.md"])
+    hooked.write(CALC, GOOD_CALC)
+    hooked.git("add", CALC)
+    before = state(hooked)
+
+    outside = git(hooked.live, "commit", "-m", "Outside the issue")
+
+    assert outside.returncode != 0
+    assert f"{CALC}: not in the FILES of issue 5" in outside.stderr
+    assert state(hooked) == before
+
+    hooked.git("reset", "-q", CALC)
+    hooked.write("README.md", "# democalc\n\nIssue 5.\n")
+    hooked.git("add", "README.md")
+    inside = git(hooked.live, "commit", "-m", "Issue 5")
+
+    assert inside.returncode == 0, inside.stderr
+    assert hooked.git("show", "HEAD", "--name-only", "--format=") == "README.md"
+
+
+def test_scope_issue_flag_picks_the_issue(project: Project) -> None:
+    open_workspace(project, "5", ["README.md"])
+    open_workspace(project, "6", [CALC])
+    project.write(CALC, GOOD_CALC)
+    project.git("add", CALC)
+
+    ambiguous = hook(project.live, "scope")
+    outside = hook(project.live, "scope", "--issue", "5")
+    declared = hook(project.live, "scope", "--issue", "6")
+    unknown = hook(project.live, "scope", "--issue", "9")
+
+    assert ambiguous.returncode == 1
+    assert "several open workspaces (issue_5, issue_6): pass --issue ID" in ambiguous.stderr
+    assert outside.returncode == 1
+    assert f"{CALC}: not in the FILES of issue 5" in outside.stderr
+    assert declared.returncode == 0, declared.stderr
+    assert unknown.returncode == 1
+    assert "--issue 9: no workspace and no patch input" in unknown.stderr
+
+    project.git("reset", "-q", CALC)
+    project.write("README.md", "# democalc\n\nIssue 5.\n")
+    project.git("add", "README.md")
+    assert hook(project.live, "scope", "--issue", "5").returncode == 0
+
+
+def test_scope_issue_flag_reads_the_patch_input_without_a_workspace(project: Project) -> None:
+    project.patch("issue_7.py", ["README.md"])
+    project.write(CALC, GOOD_CALC)
+    project.git("add", CALC)
+
+    outside = hook(project.live, "scope", "--issue", "7")
+
+    assert outside.returncode == 1
+    assert f"{CALC}: not in the FILES of issue 7" in outside.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("/etc/hostname", "host: symlink to an absolute path (/etc/hostname)"),
+        ("../../outside", "host: symlink leaves the repository (../../outside)"),
+        (".git/config", "host: symlink into .git (.git/config)"),
+    ],
+)
+def test_staged_symlink_out_of_the_repository_is_refused(
+    hooked: Project, target: str, reason: str
+) -> None:
+    os.symlink(target, hooked.live / "host")
+    hooked.git("add", "host")
+    before = state(hooked)
+
+    done = git(hooked.live, "commit", "-m", "Link")
+
+    assert done.returncode != 0
+    assert reason in done.stderr
+    assert state(hooked) == before
+
+
+def test_staged_path_under_a_dot_git_directory_is_refused(hooked: Project) -> None:
+    # git itself refuses `.git` in the index; `.git.` is `.git` on NTFS, let in only when a
+    # user turns core.protectNTFS off
+    hooked.git("config", "core.protectNTFS", "false")
+    blob = hooked.git("hash-object", "-w", "README.md")
+    hooked.git("update-index", "--add", "--cacheinfo", f"100644,{blob},sub/.git./config")
+    head = hooked.head()
+
+    done = git(hooked.live, "commit", "-m", "Sneak into .git")
+
+    assert done.returncode != 0
+    assert "am-patch-hook" in done.stderr
+    assert "index" in done.stderr  # libgit2 will not read such an index: it says so
+    assert hooked.head() == head
+
+
+# --- pre-push: main only moves forward, every ref judged ---------------------------------------
+
+
+def test_forced_push_over_a_newer_origin_is_refused_until_rebased(hooked: Project) -> None:
+    other = clone(hooked, "other")
+    theirs = commit_file(other, "NOTES.md", "theirs\n", "Their notes")
+    assert git(other, "push", "-q", "origin", "main").returncode == 0
+    commit_file(hooked.live, "README.md", "# democalc\n\nours\n", "Our readme")
+
+    unseen = git(hooked.live, "push", "--force", "origin", "main")
+
+    assert unseen.returncode != 0
+    assert "the remote has commits you do not have" in unseen.stderr
+    assert "run 'git fetch origin' and 'git rebase origin/main'" in unseen.stderr
+    assert hooked.origin_head() == theirs
+
+    hooked.git("fetch", "-q", "origin")
+    rewrite = git(hooked.live, "push", "--force", "origin", "main")
+
+    assert rewrite.returncode != 0
+    assert "would rewrite the remote's history" in rewrite.stderr
+    assert hooked.origin_head() == theirs
+
+    hooked.git("rebase", "-q", "origin/main")
+    rebased = git(hooked.live, "push", "origin", "main")
+
+    assert rebased.returncode == 0, rebased.stderr
+    assert hooked.origin_head() == hooked.head()
+    assert hooked.git("rev-parse", "HEAD~1") == theirs
+
+
+def test_deleting_main_on_origin_is_refused(hooked: Project) -> None:
+    tip = hooked.origin_head()
+
+    done = git(hooked.live, "push", "origin", "--delete", "main")
+
+    assert done.returncode != 0
+    assert "refs/heads/main: deleting main is refused" in done.stderr
+    assert hooked.origin_head() == tip
+
+
+def test_multi_ref_push_is_refused_for_the_bad_ref_with_a_verdict_for_each(
+    hooked: Project,
+) -> None:
+    hooked.git("checkout", "-q", "-b", "feature")
+    os.symlink("../../outside", hooked.live / "escape")
+    hooked.git("add", "escape")
+    hooked.git("commit", "-q", "--no-verify", "-m", "Escape")
+    bad = hooked.git("rev-parse", "HEAD")[:10]
+    hooked.git("checkout", "-q", "main")
+    commit_file(hooked.live, "README.md", "# democalc\n\nfine\n", "Fine readme")
+    tip = hooked.origin_head()
+
+    done = git(hooked.live, "push", "origin", "main", "feature")
+
+    assert done.returncode != 0
+    assert "am-patch-hook: refs/heads/main: ok" in done.stderr
+    assert "am-patch-hook: refs/heads/feature: refused" in done.stderr
+    assert f"refs/heads/feature {bad}: escape: symlink leaves the repository" in done.stderr
+    assert hooked.origin_head() == tip
+    assert hooked.git("ls-remote", "origin", "refs/heads/feature") == ""
+
+
+def test_every_ref_is_judged_not_only_the_first(hooked: Project) -> None:
+    hooked.git("checkout", "-q", "-b", "feature")
+    os.symlink("/etc/hostname", hooked.live / "host")
+    hooked.git("add", "host")
+    hooked.git("commit", "-q", "--no-verify", "-m", "Host")
+    hooked.git("checkout", "-q", "main")
+
+    done = git(hooked.live, "push", "origin", "feature", ":main")
+
+    assert done.returncode != 0
+    assert "refs/heads/main: deleting main is refused" in done.stderr
+    assert "host: symlink to an absolute path (/etc/hostname)" in done.stderr
+
+
+# --- install / uninstall ----------------------------------------------------------------------
+
+
+def hook_files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def test_install_twice_is_idempotent(project: Project) -> None:
+    hooks = project.live / ".git" / "hooks"
+    first = install(project.live)
+    after_first = hook_files(hooks)
+
+    second = install(project.live)
+
+    assert hook_files(hooks) == after_first
+    assert second == first
+    assert "managed by am-patch-hook install" in (hooks / "pre-commit").read_text()
+    assert "managed by am-patch-hook install" in (hooks / "pre-push").read_text()
+    assert not list(hooks.glob("*.am-patch-foreign"))
+
+
+def test_foreign_hook_is_kept_run_first_and_restored_by_uninstall(project: Project) -> None:
+    hooks = project.live / ".git" / "hooks"
+    marker = project.base / "foreign-ran"
+    foreign_text = f'#!/bin/sh\necho "foreign pre-commit" >> "{marker}"\n'
+    (hooks / "pre-commit").write_text(foreign_text)
+    (hooks / "pre-commit").chmod(0o755)
+
+    out = install(project.live)
+    install(project.live)  # a second install must not move our own shim over the foreign one
+
+    assert "kept pre-commit.am-patch-foreign" in out
+    assert (hooks / "pre-commit.am-patch-foreign").read_text() == foreign_text
+    good = commit_file(project.live, "README.md", "# democalc\n\nok\n", "Readme")
+    assert marker.read_text() == "foreign pre-commit\n"
+    assert project.head() == good
+
+    project.write(CALC, BROKEN_ADD)
+    project.git("add", CALC)
+    refused = git(project.live, "commit", "-m", "Break")
+    assert refused.returncode != 0
+    assert marker.read_text() == "foreign pre-commit\n" * 2  # foreign ran, then ours refused
+
+    removed = hook(project.live, "uninstall")
+
+    assert removed.returncode == 0, removed.stderr
+    assert (hooks / "pre-commit").read_text() == foreign_text
+    assert not (hooks / "pre-commit.am-patch-foreign").exists()
+    assert not (hooks / "pre-push").exists()
+
+
+def test_failing_foreign_hook_still_stops_the_commit(project: Project) -> None:
+    hooks = project.live / ".git" / "hooks"
+    (hooks / "pre-commit").write_text("#!/bin/sh\necho 'foreign says no' >&2\nexit 1\n")
+    (hooks / "pre-commit").chmod(0o755)
+    install(project.live)
+    head = project.head()
+    project.write("README.md", "# democalc\n\nfine\n")
+    project.git("add", "README.md")
+
+    done = git(project.live, "commit", "-m", "Readme")
+
+    assert done.returncode != 0
+    assert "foreign says no" in done.stderr
+    assert project.head() == head
+
+
+def test_install_honours_core_hooks_path(project: Project) -> None:
+    (project.live / ".githooks").mkdir()
+    project.git("config", "core.hooksPath", ".githooks")
+
+    out = install(project.live)
+
+    assert str(project.live / ".githooks" / "pre-commit") in out
+    assert not (project.live / ".git" / "hooks" / "pre-commit").exists()
+    project.write(CALC, BROKEN_ADD)
+    project.git("add", CALC)
+    head = project.head()
+    done = git(project.live, "commit", "-m", "Break")
+    assert done.returncode != 0
+    assert "gate pytest failed" in done.stderr
+    assert project.head() == head
+
+
+def test_install_refuses_core_hooks_path_that_is_not_a_directory(project: Project) -> None:
+    project.git("config", "core.hooksPath", "nowhere")
+
+    done = hook(project.live, "install")
+
+    assert done.returncode == 1
+    assert "core.hooksPath is 'nowhere', which is not a directory" in done.stderr
+    assert not (project.live / "nowhere").exists()
+    assert not (project.live / ".git" / "hooks" / "pre-commit").exists()
+
+
+# --- pre-receive on the bare origin -----------------------------------------------------------
+
+
+@pytest.fixture
+def server(project: Project) -> Path:
+    """pre-receive installed on origin.git; returns a clone without local hooks to push from."""
+    out = install(project.live, "--server", str(project.origin))
+    assert str(project.origin / "hooks" / "pre-receive") in out
+    return clone(project, "dev")
+
+
+def test_server_refuses_a_symlink_leaving_the_repository(project: Project, server: Path) -> None:
+    tip = project.origin_head()
+    os.symlink("../outside", server / "link")
+    assert git(server, "add", "link").returncode == 0
+    bad = commit_file(server, "README.md", "# democalc\n\nlink\n", "Link out")
+
+    done = git(server, "push", "origin", "main")
+
+    assert done.returncode != 0
+    assert any(
+        f"refs/heads/main {bad[:10]}: link: symlink leaves the repository" in line
+        for line in remote_lines(done.stderr)
+    ), done.stderr
+    assert project.origin_head() == tip
+    fsck = git(project.origin, "fsck", "--strict")
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    assert git(project.origin, "cat-file", "-e", bad).returncode != 0  # quarantine dropped
+
+
+def mktree(cwd: Path, listing: str) -> str:
+    """A tree object written by git mktree, which, unlike git add, does not vet the names."""
+    done = run(["git", "mktree"], cwd, stdin=listing)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_server_refuses_a_path_under_dot_git(project: Project, server: Path) -> None:
+    tip = project.origin_head()
+    blob = git(server, "hash-object", "-w", "README.md").stdout.strip()
+    config_tree = mktree(server, f"100644 blob {blob}\tconfig\n")
+    dot_git = mktree(server, f"040000 tree {config_tree}\t.git\n")
+    root = mktree(server, git(server, "ls-tree", "HEAD").stdout + f"040000 tree {dot_git}\tsub\n")
+    commit = git(server, "commit-tree", root, "-p", "HEAD", "-m", "Into .git").stdout.strip()
+
+    done = git(server, "push", "origin", f"{commit}:refs/heads/main")
+
+    assert done.returncode != 0
+    assert any("sub/.git/config: path inside .git" in line for line in remote_lines(done.stderr))
+    assert project.origin_head() == tip
+
+
+def test_server_accepts_a_good_push_and_refuses_a_rewrite_of_main(
+    project: Project, server: Path
+) -> None:
+    good = commit_file(server, "README.md", "# democalc\n\ngood\n", "Good")
+
+    accepted = git(server, "push", "origin", "main")
+
+    assert accepted.returncode == 0, accepted.stderr
+    assert project.origin_head() == good
+
+    git(server, "commit", "-q", "--amend", "-m", "Rewritten")
+    forced = git(server, "push", "--force", "origin", "main")
+
+    assert forced.returncode != 0
+    assert any(
+        "refs/heads/main: not a fast-forward; fetch, rebase onto main and push again" in line
+        for line in remote_lines(forced.stderr)
+    ), forced.stderr
+    assert project.origin_head() == good
+
+
+def test_server_refuses_a_blob_over_max_file_bytes(project: Project, server: Path) -> None:
+    (project.origin / "am_patch.toml").write_text("max_file_bytes = 1000\n")
+    tip = project.origin_head()
+    commit_file(server, "small.txt", "s" * 999, "Small")
+    commit_file(server, "big.txt", "b" * 2000, "Big")
+
+    done = git(server, "push", "origin", "main")
+
+    assert done.returncode != 0
+    lines = remote_lines(done.stderr)
+    assert any("big.txt: larger than max_file_bytes=1000" in line for line in lines), lines
+    assert not any("small.txt" in line for line in lines)
+    assert project.origin_head() == tip
+
+
+def import_commits(cwd: Path, count: int, *, link_at: int | None = None) -> str:
+    """count commits on main made by git fast-import (no hooks); commit link_at adds a symlink
+    leaving the repository and the next one removes it again, so the tip's tree is clean."""
+    head = git(cwd, "rev-parse", "HEAD").stdout.strip()
+    stream = []
+    for n in range(count):
+        message = f"Commit {n}\n"
+        content = f"note {n}\n"
+        stream += [
+            "commit refs/heads/main",
+            "committer Test Committer <committer@example.invalid> 1767225600 +0000",
+            f"data {len(message)}",
+            message,
+        ]
+        if n == 0:
+            stream.append(f"from {head}")
+        stream += [f"M 100644 inline notes/{n % 30}/{n}.txt", f"data {len(content)}", content]
+        if n == link_at:
+            stream += ["M 120000 inline out", "data 6", "../../"]
+        if link_at is not None and n == link_at + 1:
+            stream.append("D out")
+    done = run(["git", "fast-import", "--quiet"], cwd, stdin="\n".join(stream) + "\n")
+    assert done.returncode == 0, done.stderr
+    return head
+
+
+def test_server_checks_a_push_of_300_commits_within_seconds(project: Project, server: Path) -> None:
+    head = import_commits(server, 300)
+    tip = git(server, "rev-parse", "refs/heads/main").stdout.strip()
+
+    start = time.monotonic()
+    pushed = git(server, "push", "-q", "origin", "main")
+    elapsed = time.monotonic() - start
+
+    assert pushed.returncode == 0, pushed.stderr
+    assert project.origin_head() == tip
+    assert git(project.origin, "rev-list", "--count", f"{head}..main").stdout.strip() == "300"
+    assert elapsed < 10, f"push of 300 commits took {elapsed:.1f}s"
+
+
+def test_server_checks_every_pushed_commit_not_only_the_tip(project: Project, server: Path) -> None:
+    import_commits(server, 300, link_at=150)
+    bad = git(server, "rev-parse", "main~149").stdout.strip()  # commit 150 of 0..299
+    assert git(server, "ls-tree", "main", "out").stdout == ""  # the tip alone looks clean
+    tip = project.origin_head()
+
+    start = time.monotonic()
+    done = git(server, "push", "origin", "main")
+    elapsed = time.monotonic() - start
+
+    assert done.returncode != 0
+    lines = remote_lines(done.stderr)
+    assert any(f"{bad[:10]}: out: symlink leaves the repository" in line for line in lines), lines
+    assert project.origin_head() == tip
+    assert elapsed < 10, f"push of 300 commits took {elapsed:.1f}s"
+
+
+def test_server_refuses_more_commits_than_it_checks(project: Project, server: Path) -> None:
+    """Past pre_receive.MAX_COMMITS nothing would be checked: refused, not let in unchecked."""
+    head = git(server, "rev-parse", "HEAD").stdout.strip()
+    stream = [f"reset refs/heads/main\nfrom {head}\n"]
+    stream += ["commit refs/heads/main\ncommitter T <t@example.invalid> 0 +0000\ndata 2\nc\n"] * (
+        MAX_COMMITS + 1
+    )
+    assert run(["git", "fast-import", "--quiet"], server, stdin="\n".join(stream)).returncode == 0
+    tip = project.origin_head()
+
+    done = git(server, "push", "origin", "main")
+
+    assert done.returncode != 0
+    assert any(
+        f"refs/heads/main: more than {MAX_COMMITS} new commits in one push" in line
+        for line in remote_lines(done.stderr)
+    ), done.stderr
+    assert project.origin_head() == tip
+
+
+def test_static_shim_from_hooks_dir_runs_the_package(project: Project) -> None:
+    """hooks/pre-commit copied by hand, AM_PATCH_PYTHON naming the interpreter."""
+    target = project.live / ".git" / "hooks" / "pre-commit"
+    target.write_bytes((REPO_ROOT / "hooks" / "pre-commit").read_bytes())
+    target.chmod(0o755)
+    project.write(CALC, BROKEN_ADD)
+    project.git("add", CALC)
+    head = project.head()
+
+    done = run(
+        ["git", "commit", "-m", "Break"],
+        project.live,
+        env={**os.environ, "AM_PATCH_PYTHON": sys.executable},
+    )
+
+    assert done.returncode != 0
+    assert "gate pytest failed" in done.stderr
+    assert project.head() == head
+
+
+# --- the pre-commit framework -----------------------------------------------------------------
+
+
+def test_manifest_is_valid_for_pre_commit() -> None:
+    manifest = REPO_ROOT / ".pre-commit-hooks.yaml"
+
+    done = run([str(PRE_COMMIT), "validate-manifest", str(manifest)], REPO_ROOT)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    hooks = {h["id"]: h for h in yaml.safe_load(manifest.read_text())}
+    assert hooks["am-patch-scope"]["stages"] == ["pre-commit"]
+    assert hooks["am-patch-gates"]["stages"] == ["pre-commit", "pre-push"]
+    assert hooks["am-patch-gates"]["pass_filenames"] is False
+    assert hooks["am-patch-gates"]["require_serial"] is True
+    assert hooks["am-patch-origin-guard"]["stages"] == ["pre-push"]
+
+
+def test_pre_commit_try_repo_runs_the_scope_hook(project: Project, tmp_path: Path) -> None:
+    """Installs am-patch into a fresh virtualenv from PyPI wheels: slow, so kept to two runs."""
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+    argv = [str(PRE_COMMIT), "try-repo", str(REPO_ROOT), "am-patch-scope", "--verbose"]
+    project.write("README.md", "# democalc\n\ntry-repo\n")
+    project.git("add", "README.md")
+
+    good = run([*argv, "--all-files"], project.live, env=env, timeout=600)
+
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "am-patch scope" in good.stdout
+    assert "Passed" in good.stdout
+
+    os.symlink("/etc/hostname", project.live / "host")
+    project.git("add", "host")
+    bad = run([*argv, "--all-files"], project.live, env=env, timeout=600)
+
+    assert bad.returncode != 0
+    assert "Failed" in bad.stdout
+    assert "host: symlink to an absolute path (/etc/hostname)" in bad.stdout
