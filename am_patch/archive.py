@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from am_patch import proc
+from am_patch.errors import Category, RunnerError, Stage
 
 log = logging.getLogger("am_patch")
 
@@ -79,3 +80,23 @@ def success_zip(live_root: Path, patches_dir: Path) -> Path:
     if not result.ok:
         log.info("patched_success.zip not written: %s", result.tail(2))
     return target
+
+
+def latest_input(patches_dir: Path, issue_id: str) -> Path:
+    """For -l: the newest archived input of exactly this issue (issue_3, never issue_37)."""
+    pattern = re.compile(rf"issue_{re.escape(issue_id)}(_v\d+)?\.(py|patch|diff|zip)")
+    found = [
+        p
+        for sub in ("successful", "unsuccessful")
+        if (patches_dir / sub).is_dir()
+        for p in (patches_dir / sub).iterdir()
+        if p.is_file() and pattern.fullmatch(p.name)
+    ]
+    if not found:
+        raise RunnerError(
+            Stage.PREFLIGHT,
+            Category.PATCH_PATH,
+            f"-l: no archived input of issue {issue_id} in patches/successful "
+            "or patches/unsuccessful",
+        )
+    return max(found, key=lambda p: (p.stat().st_mtime_ns, p.name))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from am_patch import sandbox
 from am_patch.config import Config, GateSpec
+from am_patch.errors import RunnerError, Stage
 from am_patch.proc import ProcResult
 from am_patch.repo import Repo
 from am_patch.sandbox import Jail
@@ -252,9 +253,71 @@ def run_all(
     return verdicts
 
 
+def run_in(
+    config: Config,
+    *,
+    workdir: Path,
+    cache_dir: Path,
+    project_root: Path,
+    git_common_dir: Path,
+    touched: Sequence[str],
+    cache: VerdictCache,
+    tree: str | None,
+    fingerprint: Fingerprint,
+) -> tuple[list[Planned], list[Verdict]]:
+    """Plan and run the gates on workdir, each in its jail, reusing the passes cached for tree."""
+    python = python_for(config, project_root)
+    planned = plan(
+        config, changed=touched, root=workdir, python=python, run_all=config.run_all_gates
+    )
+    jails = make_jails(
+        config,
+        live_root=project_root,
+        git_common_dir=git_common_dir,
+        workdir=workdir,
+        cache_dir=cache_dir,
+    )
+    verdicts = run_all(
+        planned,
+        jails,
+        config,
+        keep_going=config.allow_gates_fail,
+        cache=cache,
+        tree=tree,
+        fingerprint=fingerprint,
+    )
+    return planned, verdicts
+
+
+def failure(verdicts: Sequence[Verdict], stage: Stage) -> RunnerError:
+    """The error for failed verdicts: a gate that changed files first, else the first failure.
+
+    A checking gate that changed files fails even with -g (allow_gates_fail): the tree on disk is
+    no longer the tree that passed.
+    """
+    tampered = [v for v in verdicts if v.changed]
+    if tampered:
+        return RunnerError(
+            stage,
+            tampered[0].name.upper(),
+            f"gate {tampered[0].name} changed {', '.join(tampered[0].changed[:3])} while it "
+            "ran; only formatters (rewrites = true) may change files",
+        )
+    first = next(v for v in verdicts if not v.ok)
+    timed_out = first.result is not None and first.result.timed_out
+    return RunnerError(
+        stage,
+        first.name.upper(),
+        f"gate {first.name} failed"
+        + (" (timed out)" if timed_out else "")
+        + "; its full output is in the log",
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TreeCheck:
     verdicts: list[Verdict]
+    tree: str  # the tree as the gates left it: a formatter's edits included
     rewritten: Sequence[str]  # files a formatter or fixer changed: the tree itself is not clean
 
     @property
@@ -277,36 +340,33 @@ def check_tree(
     touched: Sequence[str],
     cache: VerdictCache,
     project_root: Path,
+    scratch_parent: Path | None = None,
 ) -> TreeCheck:
-    """Gate exactly `tree`, exported to a temporary directory; nothing else is touched."""
-    with tempfile.TemporaryDirectory(prefix="am-patch-gates-") as tmp:
+    """Gate exactly `tree`, exported to a scratch directory; nothing else is touched.
+
+    The passes are recorded for the tree the gates leave, which is `tree` unless a formatter
+    rewrote a file.
+    """
+    if scratch_parent is not None:
+        scratch_parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="am-patch-gates-", dir=scratch_parent) as tmp:
         root = Path(tmp) / "repo"
         repo.export_tree(tree, root)
-        python = python_for(config, project_root)
-        planned = plan(
-            config, changed=touched, root=root, python=python, run_all=config.run_all_gates
-        )
-        jails = make_jails(
+        planned, verdicts = run_in(
             config,
-            live_root=project_root,
-            git_common_dir=repo.common_dir,
             workdir=root,
             cache_dir=Path(tmp) / "cache",
-        )
-        verdicts = run_all(
-            planned,
-            jails,
-            config,
-            keep_going=config.allow_gates_fail,
+            project_root=project_root,
+            git_common_dir=repo.common_dir,
+            touched=touched,
             cache=cache,
             tree=tree,
             fingerprint=dir_fingerprint(root),
         )
         after = repo.tree_from_dir(tree, root, touched)
+        record(planned, verdicts, cache, after)
         rewritten = [c.path for c in repo.diff_trees(tree, after)] if after != tree else []
-        if not rewritten:
-            record(planned, verdicts, cache, tree)
-        return TreeCheck(verdicts=verdicts, rewritten=rewritten)
+        return TreeCheck(verdicts=verdicts, tree=after, rewritten=rewritten)
 
 
 def dir_fingerprint(root: Path) -> Fingerprint:

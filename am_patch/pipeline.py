@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -14,8 +13,8 @@ from pathlib import Path
 from am_patch import (
     apply,
     archive,
-    audit,
     crash,
+    finalize,
     gates,
     patchfile,
     promote,
@@ -26,7 +25,7 @@ from am_patch import (
 from am_patch import workspace as wsp
 from am_patch.config import Config, describe
 from am_patch.errors import Category, RunnerError, Stage
-from am_patch.repo import CommitOid, Repo, Snapshot, _rmtree
+from am_patch.repo import Repo, Snapshot, remove_tree
 from am_patch.runlog import Summary, say
 from am_patch.verdicts import VerdictCache
 
@@ -88,11 +87,11 @@ class Run:
             say(f"[preflight] {recovered}")
         branch = preflight_git(self.live, self.config)
         if self.request.mode is Mode.FINALIZE_LIVE:
-            sync_with_origin(self.live, self.config, branch)
-            self._finalize_live(branch)
+            publish.sync(self.live, self.config, branch)
+            finalize.live_tree(self, branch)
         elif self.request.mode is Mode.FINALIZE_WORKSPACE:
-            sync_with_origin(self.live, self.config, branch)
-            self._finalize_workspace(branch)
+            publish.sync(self.live, self.config, branch)
+            finalize.workspace(self, branch)
         else:
             self._workspace_mode(branch)
 
@@ -102,7 +101,7 @@ class Run:
         cfg = self.config
         arg = self.request.patch_arg
         if self.request.rerun_latest:
-            arg = str(latest_archived(self.patches_dir, self.issue))
+            arg = str(archive.latest_input(self.patches_dir, self.issue))
             say(f"[preflight] rerunning {Path(arg).relative_to(self.patches_dir)}")
         self.patch = patchfile.load(
             self.patches_dir, self.issue, arg, ascii_only=cfg.ascii_only_patch
@@ -111,7 +110,7 @@ class Run:
             f"[preflight] {self.patch.kind} {self.patch.path.name}: "
             f"{len(self.patch.files)} file(s) declared"
         )
-        sync_with_origin(self.live, cfg, branch)
+        publish.sync(self.live, cfg, branch)
         crash.point("preflight")
         live_head = self.live.head_commit()
         if live_head is None:
@@ -155,7 +154,7 @@ class Run:
                 say("[scope] nothing changed, allowed by -n: nothing to commit")
                 return
             before = self.last_snapshot.tree if self.last_snapshot else None
-            final = self._gate_workspace(ws, report.touched, before)
+            final = self.gate_workspace(ws, report.touched, before)
         except RunnerError as exc:
             if exc.stage is Stage.PATCH:  # keep what the patch left for the failure zip
                 self.last_snapshot = wsrepo.snapshot(tracked_in=ws.meta.base)
@@ -164,7 +163,7 @@ class Run:
             raise
         crash.point("gates")
         if cfg.test_mode or cfg.disable_promotion:
-            self._report_files(ws, final, self.patch.files)
+            promote.promotion_set(self, ws, final, self.patch.files)
             what = "--test-mode" if cfg.test_mode else "--disable-promotion"
             say(
                 f"[promotion] skipped ({what}): live and origin are unchanged"
@@ -172,13 +171,13 @@ class Run:
             )
             self.summary.notes.append(f"PROMOTION: skipped ({what})")
             return
-        self._promote_workspace(ws, final, branch, self.request.message, self.patch.files)
+        promote.promote_workspace(self, ws, final, branch, self.request.message, self.patch.files)
 
     def _apply_patch(self, ws: wsp.Workspace) -> None:
         assert self.patch is not None
         inputs = ws.dir / "input"
         if inputs.exists():
-            _rmtree(inputs)
+            remove_tree(inputs)
         inputs.mkdir()
         if self.patch.kind is patchfile.Kind.SCRIPT:
             jail = self._patch_jail(ws).with_exposed(inputs)
@@ -215,14 +214,8 @@ class Run:
         assert self.patch is not None
         after = wsrepo.snapshot(tracked_in=ws.meta.base)
         self.last_snapshot = after
-        report = scope.evaluate(
-            self.live,
-            base_tree=self.live.tree_of(ws.meta.base),
-            new_tree=after.tree,
-            declared=self.patch.files,
-            config=self.config,
-            nested=after.nested_repos,
-            unsupported=after.unsupported,
+        report = scope.of_snapshot(
+            self.live, base=ws.meta.base, snap=after, declared=self.patch.files, config=self.config
         )
         self.summary.files = [(c.status, c.path) for c in report.changes]
         scope.check(report, self.config)
@@ -242,9 +235,9 @@ class Run:
         wsrepo.reset_index(self.live.tree_of(ws.meta.base))
         say("[rollback] workspace restored to its exact pre-patch state")
 
-    # --- gates ----------------------------------------------------------------------------
+    # --- gates (every mode) ------------------------------------------------------------------
 
-    def _gate_workspace(
+    def gate_workspace(
         self, ws: wsp.Workspace, touched: tuple[str, ...], before: str | None
     ) -> Snapshot:
         """Gate the workspace; the snapshot the gates leave (formatter edits included)."""
@@ -253,370 +246,52 @@ class Run:
         def fingerprint() -> dict[str, tuple[str, int]]:
             return wsrepo.snapshot(tracked_in=ws.meta.base, write=False).entries
 
-        planned, verdicts = self._gate_dir(
-            ws.repo_dir, ws.cache_dir, touched, before, Stage.GATES, fingerprint
+        planned, verdicts = gates.run_in(
+            self.config,
+            workdir=ws.repo_dir,
+            cache_dir=ws.cache_dir,
+            project_root=self.live.root,
+            git_common_dir=self.live.common_dir,
+            touched=touched,
+            cache=self.cache,
+            tree=before,
+            fingerprint=fingerprint,
         )
+        self._judge(verdicts, Stage.GATES)
         final = ws.open().snapshot(tracked_in=ws.meta.base)
         self.last_snapshot = final
         gates.record(planned, verdicts, self.cache, final.tree)
         return final
 
-    def _gate_dir(
-        self,
-        workdir: Path,
-        cache_dir: Path,
-        touched: tuple[str, ...],
-        tree: str | None,
-        stage: Stage,
-        fingerprint: gates.Fingerprint,
-    ) -> tuple[list[gates.Planned], list[gates.Verdict]]:
-        """Run the gates on workdir; a failure (or any file change by a checking gate) raises."""
-        cfg = self.config
-        python = gates.python_for(cfg, self.live.root)
-        planned = gates.plan(
-            cfg, changed=touched, root=workdir, python=python, run_all=cfg.run_all_gates
-        )
-        jails = gates.make_jails(
-            cfg,
-            live_root=self.live.root,
-            git_common_dir=self.live.common_dir,
-            workdir=workdir,
-            cache_dir=cache_dir,
-        )
-        verdicts = gates.run_all(
-            planned,
-            jails,
-            cfg,
-            keep_going=cfg.allow_gates_fail,
-            cache=self.cache,
+    def gate_tree(self, tree: str, touched: tuple[str, ...], stage: Stage) -> str:
+        """Gate exactly tree in a scratch export under patches/workspaces; the tree the gates
+        leave, which differs from tree only where a formatter rewrote a file."""
+        checked = gates.check_tree(
+            self.config,
+            self.live,
             tree=tree,
-            fingerprint=fingerprint,
+            touched=touched,
+            cache=self.cache,
+            project_root=self.live.root,
+            scratch_parent=self.patches_dir / "workspaces",
         )
+        self._judge(checked.verdicts, stage)
+        return checked.tree
+
+    def _judge(self, verdicts: list[gates.Verdict], stage: Stage) -> None:
+        """Show the verdicts; a failure raises unless -g (a gate that changed files always does)."""
         self.summary.gates = [v.label for v in verdicts]
         for verdict in verdicts:
             say(f"[{stage.lower()}] {verdict.label}")
         failed = [v for v in verdicts if not v.ok]
-        tampered = [v for v in verdicts if v.changed]
-        if tampered:  # never allowed, not even with -g: the tree on disk is not the gated one
-            raise RunnerError(
-                stage,
-                tampered[0].name.upper(),
-                f"gate {tampered[0].name} changed {', '.join(tampered[0].changed[:3])} while it "
-                "ran; only formatters (rewrites = true) may change files",
-            )
-        if failed and not cfg.allow_gates_fail:
-            first = failed[0]
-            if first.result is not None:
-                print(first.result.tail(20), flush=True)
-            timed_out = first.result is not None and first.result.timed_out
-            raise RunnerError(
-                stage,
-                first.name.upper(),
-                f"gate {first.name} failed"
-                + (" (timed out)" if timed_out else "")
-                + "; its full output is in the log",
-            )
-        if failed:
+        if not failed:
+            return
+        if self.config.allow_gates_fail and not any(v.changed for v in failed):
             say(f"[{stage.lower()}] {len(failed)} gate(s) failed; continuing because of -g")
-        return planned, verdicts
-
-    # --- promotion --------------------------------------------------------------------------
-
-    def _report_files(
-        self, ws: wsp.Workspace, final: Snapshot, declared: tuple[str, ...]
-    ) -> tuple[str, ...]:
-        report = scope.evaluate(
-            self.live,
-            base_tree=self.live.tree_of(ws.meta.base),
-            new_tree=final.tree,
-            declared=declared,
-            config=self.config,
-            nested=final.nested_repos,
-            unsupported=final.unsupported,
-        )
-        if report.unsafe:
-            raise RunnerError(
-                Stage.GATES,
-                Category.UNSAFE,
-                "the gates left an unsafe change: " + ", ".join(report.unsafe[:3]),
-            )
-        paths = report.promotion_set(allow_undeclared=self.config.allow_undeclared_paths)
-        left_out = sorted(set(report.touched) - set(paths))
-        if left_out:
-            log.info("changed by the gates but not promoted: %s", ", ".join(left_out))
-        self.summary.files = [(c.status, c.path) for c in report.changes if c.path in paths]
-        return paths
-
-    def _promote_workspace(
-        self,
-        ws: wsp.Workspace,
-        final: Snapshot,
-        branch: str,
-        message: str,
-        declared: tuple[str, ...],
-    ) -> None:
-        cfg = self.config
-        paths = self._report_files(ws, final, declared)
-        if not paths:
-            if cfg.allow_no_op:
-                say("[promotion] nothing to promote, allowed by -n")
-                return
-            raise RunnerError(Stage.PROMOTION, Category.NOOP, "nothing left to promote")
-        for _ in range(cfg.max_rebase_attempts + 1):
-            live_head = self.live.ref_commit(f"refs/heads/{branch}")
-            if live_head is None or live_head == ws.meta.base:
-                break
-            ws, final, paths = self._rebase(ws, final, paths, live_head)
-            if not paths:
-                self.summary.files = []
-                return
-        else:
-            raise RunnerError(
-                Stage.PROMOTION,
-                Category.LIVE_CHANGED,
-                f"{branch} kept moving during {cfg.max_rebase_attempts} re-gates; "
-                "rerun when it is quiet",
-            )
-        self.ws = ws
-        tree = self.live.tree_with(self.live.tree_of(ws.meta.base), final.tree, paths)
-        commit = self.live.commit(tree, [ws.meta.base], f"Issue {self.issue}: {message}")
-        self.live.set_branch(ws.branch, commit)
-        log.info("promotion plan: %s", ", ".join(paths))
-        crash.point("commit")
-        self._land(branch, ws.meta.base, commit, paths, workdir=ws.repo_dir)
-        if cfg.delete_workspace_on_success:
-            wsp.remove(self.live, ws)
-        else:
-            ws.open().reset_index(tree)
-        audit.run(self.live, cfg)
-
-    def _rebase(
-        self, ws: wsp.Workspace, final: Snapshot, paths: tuple[str, ...], live_head: CommitOid
-    ) -> tuple[wsp.Workspace, Snapshot, tuple[str, ...]]:
-        """main moved: carry the promotion set onto it (per policy) and gate that tree again."""
-        cfg = self.config
-        base = ws.meta.base
-        moved = {
-            c.path
-            for c in self.live.diff_trees(self.live.tree_of(base), self.live.tree_of(live_head))
-        }
-        overlap = sorted(moved & set(paths))
-        commits = self.live.commits_between(base, live_head)
-        if overlap:
-            shown = ", ".join(overlap[:5])
-            subjects = "; ".join(f"{c[:10]} {s}" for c, s in commits[:3])
-            if cfg.live_changed_resolution == "fail":
-                raise RunnerError(
-                    Stage.PROMOTION,
-                    Category.LIVE_CHANGED,
-                    f"main moved since the workspace base and changed {shown} ({subjects}); "
-                    "rerun with -W, --overwrite-live or --overwrite-workspace",
-                )
-            if cfg.live_changed_resolution == "overwrite_workspace":
-                paths = tuple(p for p in paths if p not in overlap)
-                say(f"[promotion] live version kept for {shown} (--overwrite-workspace)")
-                if not paths:
-                    if cfg.allow_no_op:
-                        say("[promotion] nothing left to promote, allowed by -n")
-                        return ws, final, ()
-                    raise RunnerError(
-                        Stage.PROMOTION,
-                        Category.NOOP,
-                        "every promoted file was changed on main and dropped "
-                        "by --overwrite-workspace; nothing left to promote",
-                    )
-            else:
-                say(f"[promotion] workspace version wins for {shown} (--overwrite-live)")
-        say(
-            f"[promotion] main moved ({len(commits)} new commit(s)); rebasing onto "
-            f"{live_head[:12]} and gating the rebased tree again"
-        )
-        tree = self.live.tree_with(self.live.tree_of(live_head), final.tree, paths)
-        ws = wsp.move_base(self.live, ws, live_head, tree)
-        final = self._gate_workspace(ws, paths, tree)
-        return ws, final, paths
-
-    def _land(
-        self,
-        branch: str,
-        old: CommitOid,
-        commit: CommitOid,
-        paths: tuple[str, ...],
-        *,
-        workdir: Path,
-    ) -> None:
-        """Fast-forward, live gates (undo on failure), push."""
-        landing = promote.Landing(branch=branch, old=old, new=commit, paths=paths)
-        promote.land(self.live, landing)
-        self.summary.commit = commit
-        say(f"[promotion] {branch} fast-forwarded to {commit[:12]}")
-        crash.point("landed")
-        try:
-            self._live_gates(commit, paths, workdir)
-        except RunnerError:
-            promote.undo(self.live, landing)
-            self.summary.commit = None
-            say(f"[live gates] failed: {branch} is back at {old[:12]}, nothing pushed")
-            raise
-        self._push(commit, branch)
-        crash.point("pushed")
-
-    def _live_gates(self, commit: CommitOid, paths: tuple[str, ...], workdir: Path) -> None:
-        """The verdict for the promoted tree: cached when that exact tree was gated."""
-        cfg = self.config
-        tree = self.live.tree_of(commit)
-        python = gates.python_for(cfg, self.live.root)
-        planned = gates.plan(
-            cfg, changed=paths, root=workdir, python=python, run_all=cfg.run_all_gates
-        )
-        if gates.all_cached(planned, self.cache, tree):
-            say("[live gates] cached: this exact tree already passed every gate")
             return
-        check = self.patches_dir / "workspaces" / f".live_gates_{os.getpid()}"
-        try:
-            self.live.export_tree(tree, check / "repo")
-            self._gate_dir(
-                check / "repo",
-                check / "cache",
-                paths,
-                tree,
-                Stage.LIVE_GATES,
-                gates.dir_fingerprint(check / "repo"),
-            )
-        finally:
-            if check.exists():
-                _rmtree(check)
-
-    def _push(self, commit: CommitOid, branch: str) -> None:
-        cfg = self.config
-        if not self.live.has_remote(cfg.remote):
-            self.summary.push = "SKIPPED"
-            say(f"[push] skipped: no remote {cfg.remote!r}")
-            return
-        ok, said = publish.push(self.live, cfg.remote, commit, branch)
-        self.summary.push = "OK" if ok else "FAIL"
-        say(f"[push] {self.summary.push}")
-        if not ok:
-            hint = (
-                f"the commit stays on local {branch}; run 'git pull --rebase {cfg.remote} "
-                f"{branch}' then 'git push {cfg.remote} {branch}'"
-            )
-            self.summary.notes.append(f"PUSH DETAIL: {said.splitlines()[-1] if said else ''}")
-            self.summary.notes.append(f"NEXT: {hint}")
-            if cfg.require_push_success:
-                raise RunnerError(Stage.PUSH, Category.FAILED, f"git push failed; {hint}")
-
-    # --- finalize modes ---------------------------------------------------------------------
-
-    def _finalize_workspace(self, branch: str) -> None:
-        ws = wsp.open_existing(self.live, self.patches_dir, f"issue_{self.issue}")
-        if ws is None:
-            raise RunnerError(
-                Stage.PREFLIGHT,
-                Category.WORKSPACE,
-                f"no workspace for issue {self.issue} under patches/workspaces/",
-            )
-        self.ws = ws
-        self.patch = None
-        wsrepo = ws.open()
-        snap = wsrepo.snapshot(tracked_in=ws.meta.base)
-        self.last_snapshot = snap
-        report = scope.evaluate(
-            self.live,
-            base_tree=self.live.tree_of(ws.meta.base),
-            new_tree=snap.tree,
-            declared=ws.meta.files,
-            config=self.config,
-            nested=snap.nested_repos,
-            unsupported=snap.unsupported,
-        )
-        self.summary.files = [(c.status, c.path) for c in report.changes]
-        if not report.changes:
-            raise RunnerError(
-                Stage.PREFLIGHT,
-                Category.WORKSPACE,
-                f"workspace of issue {self.issue} has nothing to promote",
-            )
-        scope.check(report, self.config)
-        say(
-            f"[workspace] finalizing {ws.repo_dir.relative_to(self.live.root)} "
-            f"(base {ws.meta.base[:12]}): {len(report.changes)} change(s)"
-        )
-        final = self._gate_workspace(ws, report.touched, snap.tree)
-        self._promote_workspace(ws, final, branch, ws.meta.message, ws.meta.files)
-
-    def _finalize_live(self, branch: str) -> None:
-        cfg = self.config
-        head = self.live.head_commit()
-        if head is None:
-            raise RunnerError(Stage.PREFLIGHT, Category.GIT, f"{branch} has no commits yet")
-        snap = self.live.snapshot(tracked_in=head)
-        self.last_snapshot = snap
-        changes = self.live.diff_trees(self.live.tree_of(head), snap.tree)
-        paths = tuple(c.path for c in changes)
-        self.summary.files = [(c.status, c.path) for c in changes]
-        unsafe = scope.unsafe_entries(self.live, snap.tree, changes, nested=snap.nested_repos)
-        if unsafe:
-            raise RunnerError(Stage.SCOPE, Category.UNSAFE, "unsafe change: " + unsafe[0])
-        if not changes:
-            if cfg.allow_no_op:
-                say("[finalize] the live tree is clean, allowed by -n: nothing to commit")
-                return
-            raise RunnerError(
-                Stage.PROMOTION,
-                Category.NOOP,
-                "the live tree has no changes to finalize (-n to allow)",
-            )
-        say(f"[finalize] {len(changes)} live change(s) to gate and commit")
-        check = self.patches_dir / "workspaces" / f".finalize_{os.getpid()}"
-        try:
-            self.live.export_tree(snap.tree, check / "repo")
-            planned, verdicts = self._gate_dir(
-                check / "repo",
-                check / "cache",
-                paths,
-                snap.tree,
-                Stage.GATES,
-                gates.dir_fingerprint(check / "repo"),
-            )
-            gated = self.live.tree_from_dir(snap.tree, check / "repo", paths)
-        finally:
-            if check.exists():
-                _rmtree(check)
-        gates.record(planned, verdicts, self.cache, gated)
-        commit = self.live.commit(gated, [head], self.request.message)
-        if gated != snap.tree:
-            say("[finalize] the formatter changed some files; the live files get its version")
-        self._land_live(branch, head, commit, paths, snap)
-        audit.run(self.live, cfg)
-
-    def _land_live(
-        self,
-        branch: str,
-        head: CommitOid,
-        commit: CommitOid,
-        paths: tuple[str, ...],
-        snap: Snapshot,
-    ) -> None:
-        """Finalize-live: the changes already are in the working tree; move the ref, sync index."""
-        now = self.live.snapshot(tracked_in=head, write=False).entries
-        changed_meanwhile = [p for p in paths if now.get(p) != snap.entries.get(p)]
-        if changed_meanwhile:
-            raise RunnerError(
-                Stage.PROMOTION,
-                Category.LIVE_DIRTY,
-                "live files changed during the run: " + ", ".join(changed_meanwhile),
-            )
-        if not self.live.cas_ref(f"refs/heads/{branch}", head, commit, "am-patch: finalize"):
-            raise RunnerError(
-                Stage.PROMOTION,
-                Category.LIVE_CHANGED,
-                f"{branch} moved during the run; nothing was committed",
-            )
-        self.live.checkout_paths(commit, list(paths), force=True)
-        self.summary.commit = commit
-        say(f"[promotion] {branch} now at {commit[:12]}")
-        self._push(commit, branch)
+        if failed[0].result is not None and not failed[0].changed:
+            print(failed[0].result.tail(20), flush=True)
+        raise gates.failure(verdicts, stage)
 
     # --- after the summary -------------------------------------------------------------------
 
@@ -657,26 +332,6 @@ class Run:
         return {p: self.live.blob_bytes(snap.entries[p][0]) for p in wanted if p in snap.entries}
 
 
-def latest_archived(patches_dir: Path, issue_id: str) -> Path:
-    """The newest archived input of exactly this issue (issue_3, never issue_37)."""
-    pattern = re.compile(rf"issue_{re.escape(issue_id)}(_v\d+)?\.(py|patch|diff|zip)")
-    found = [
-        p
-        for sub in ("successful", "unsuccessful")
-        if (patches_dir / sub).is_dir()
-        for p in (patches_dir / sub).iterdir()
-        if p.is_file() and pattern.fullmatch(p.name)
-    ]
-    if not found:
-        raise RunnerError(
-            Stage.PREFLIGHT,
-            Category.PATCH_PATH,
-            f"-l: no archived input of issue {issue_id} in patches/successful "
-            "or patches/unsuccessful",
-        )
-    return max(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
-
-
 def preflight_git(live: Repo, cfg: Config) -> str:
     """The branch this run lands on: main, or the current branch with --allow-non-main."""
     branch = live.head_branch()
@@ -689,14 +344,3 @@ def preflight_git(live: Repo, cfg: Config) -> str:
             f"live repo is on {branch!r}, not {cfg.main_branch!r} (--allow-non-main to proceed)",
         )
     return branch
-
-
-def sync_with_origin(live: Repo, cfg: Config, branch: str) -> None:
-    if not live.has_remote(cfg.remote):
-        say(f"[preflight] no remote {cfg.remote!r}: nothing to fetch, push will be skipped")
-        return
-    publish.fetch(live, cfg.remote, branch)
-    if cfg.skip_up_to_date:
-        say("[preflight] origin check skipped (-u): the push may fail")
-        return
-    publish.check_not_behind(live, cfg.remote, branch)

@@ -1,4 +1,5 @@
-"""Landing the tested commit on live main: a compare-and-swap fast-forward of exactly its paths."""
+"""Landing the tested commit on live main: the promotion set, a compare-and-swap fast-forward of
+exactly its paths (journaled against crashes), the live gates, the push."""
 
 from __future__ import annotations
 
@@ -7,10 +8,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from am_patch import crash
+from am_patch import audit, crash, gates, publish, scope
+from am_patch import workspace as wsp
+from am_patch.config import Config
 from am_patch.errors import Category, RunnerError, Stage
-from am_patch.repo import CommitOid, Repo
+from am_patch.repo import CommitOid, Repo, Snapshot
+from am_patch.runlog import say
+
+if TYPE_CHECKING:
+    from am_patch.pipeline import Run
 
 log = logging.getLogger("am_patch")
 
@@ -93,3 +101,155 @@ def recover(live: Repo) -> str | None:
         live.checkout_paths(target, paths, force=True)
     journal.unlink()
     return f"recovered an interrupted landing: {branch} at {at}, paths synced to {target}"
+
+
+def carry_over(
+    live: Repo, config: Config, *, base: CommitOid, live_head: CommitOid, paths: tuple[str, ...]
+) -> tuple[str, ...]:
+    """main moved from base to live_head: the paths to carry onto it, per live_changed_resolution.
+
+    Paths main did not touch are always carried. Paths it did touch fail the run (`fail`), keep the
+    workspace version (`overwrite_live`) or keep main's (`overwrite_workspace`, which may leave
+    nothing: PROMOTION:NOOP unless -n, then an empty tuple).
+    """
+    moved = {c.path for c in live.diff_trees(live.tree_of(base), live.tree_of(live_head))}
+    overlap = sorted(moved & set(paths))
+    commits = live.commits_between(base, live_head)
+    if overlap:
+        shown = ", ".join(overlap[:5])
+        if config.live_changed_resolution == "fail":
+            subjects = "; ".join(f"{c[:10]} {s}" for c, s in commits[:3])
+            raise RunnerError(
+                Stage.PROMOTION,
+                Category.LIVE_CHANGED,
+                f"main moved since the workspace base and changed {shown} ({subjects}); "
+                "rerun with -W, --overwrite-live or --overwrite-workspace",
+            )
+        if config.live_changed_resolution == "overwrite_workspace":
+            paths = tuple(p for p in paths if p not in overlap)
+            say(f"[promotion] live version kept for {shown} (--overwrite-workspace)")
+            if not paths:
+                if config.allow_no_op:
+                    say("[promotion] nothing left to promote, allowed by -n")
+                    return ()
+                raise RunnerError(
+                    Stage.PROMOTION,
+                    Category.NOOP,
+                    "every promoted file was changed on main and dropped "
+                    "by --overwrite-workspace; nothing left to promote",
+                )
+        else:
+            say(f"[promotion] workspace version wins for {shown} (--overwrite-live)")
+    say(
+        f"[promotion] main moved ({len(commits)} new commit(s)); rebasing onto "
+        f"{live_head[:12]} and gating the rebased tree again"
+    )
+    return paths
+
+
+# --- the promotion stage of a run ------------------------------------------------------------
+
+
+def promotion_set(
+    run: Run, ws: wsp.Workspace, final: Snapshot, declared: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The paths to promote from the gated workspace: its changes in scope, gate outputs blessed."""
+    report = scope.of_snapshot(
+        run.live, base=ws.meta.base, snap=final, declared=declared, config=run.config
+    )
+    if report.unsafe:
+        raise RunnerError(
+            Stage.GATES,
+            Category.UNSAFE,
+            "the gates left an unsafe change: " + ", ".join(report.unsafe[:3]),
+        )
+    paths = report.promotion_set(allow_undeclared=run.config.allow_undeclared_paths)
+    left_out = sorted(set(report.touched) - set(paths))
+    if left_out:
+        log.info("changed by the gates but not promoted: %s", ", ".join(left_out))
+    run.summary.files = [(c.status, c.path) for c in report.changes if c.path in paths]
+    return paths
+
+
+def promote_workspace(
+    run: Run,
+    ws: wsp.Workspace,
+    final: Snapshot,
+    branch: str,
+    message: str,
+    declared: tuple[str, ...],
+) -> None:
+    """Commit the promotion set on the workspace base, rebased and re-gated while main moves,
+    then land it, gate it live and push it."""
+    cfg = run.config
+    paths = promotion_set(run, ws, final, declared)
+    if not paths:
+        if cfg.allow_no_op:
+            say("[promotion] nothing to promote, allowed by -n")
+            return
+        raise RunnerError(Stage.PROMOTION, Category.NOOP, "nothing left to promote")
+    for _ in range(cfg.max_rebase_attempts + 1):
+        live_head = run.live.ref_commit(f"refs/heads/{branch}")
+        if live_head is None or live_head == ws.meta.base:
+            break
+        paths = carry_over(run.live, cfg, base=ws.meta.base, live_head=live_head, paths=paths)
+        if not paths:
+            run.summary.files = []
+            return
+        tree = run.live.tree_with(run.live.tree_of(live_head), final.tree, paths)
+        ws = run.ws = wsp.move_base(run.live, ws, live_head, tree)
+        final = run.gate_workspace(ws, paths, tree)
+    else:
+        raise RunnerError(
+            Stage.PROMOTION,
+            Category.LIVE_CHANGED,
+            f"{branch} kept moving during {cfg.max_rebase_attempts} re-gates; "
+            "rerun when it is quiet",
+        )
+    tree = run.live.tree_with(run.live.tree_of(ws.meta.base), final.tree, paths)
+    commit = run.live.commit(tree, [ws.meta.base], f"Issue {run.issue}: {message}")
+    run.live.set_branch(ws.branch, commit)
+    log.info("promotion plan: %s", ", ".join(paths))
+    crash.point("commit")
+    _land_gate_push(run, Landing(branch=branch, old=ws.meta.base, new=commit, paths=paths))
+    if cfg.delete_workspace_on_success:
+        wsp.remove(run.live, ws)
+    else:
+        ws.open().reset_index(tree)
+    audit.run(run.live, cfg)
+
+
+def _land_gate_push(run: Run, landing: Landing) -> None:
+    """Fast-forward, then the live gates (undone on failure), then push."""
+    land(run.live, landing)
+    run.summary.commit = landing.new
+    say(f"[promotion] {landing.branch} fast-forwarded to {landing.new[:12]}")
+    crash.point("landed")
+    try:
+        _live_gates(run, landing.new, landing.paths)
+    except RunnerError:
+        undo(run.live, landing)
+        run.summary.commit = None
+        say(f"[live gates] failed: {landing.branch} is back at {landing.old[:12]}, nothing pushed")
+        raise
+    publish.push_landed(run.live, run.config, landing.new, landing.branch, run.summary)
+    crash.point("pushed")
+
+
+def _live_gates(run: Run, commit: CommitOid, paths: tuple[str, ...]) -> None:
+    """The verdict for the promoted tree: cached when that exact tree was gated."""
+    cfg = run.config
+    tree = run.live.tree_of(commit)
+    planned = gates.plan(
+        cfg,
+        changed=paths,
+        root=run.live.root,
+        python=gates.python_for(cfg, run.live.root),
+        run_all=cfg.run_all_gates,
+    )
+    if gates.all_cached(planned, run.cache, tree):
+        say("[live gates] cached: this exact tree already passed every gate")
+        return
+    left = run.gate_tree(tree, paths, Stage.LIVE_GATES)
+    if left != tree:
+        log.info("live gates: the formatter would still change the landed tree (%s)", left)

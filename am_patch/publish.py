@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from am_patch import proc
+from am_patch.config import Config
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.repo import Repo
+from am_patch.runlog import Summary, say
 
 LS_REMOTE_NO_MATCH = 2
 
@@ -53,3 +55,37 @@ def push(live: Repo, remote: str, commit: str, branch: str) -> tuple[bool, str]:
         timeout_s=600,
     )
     return result.ok, result.tail(3)
+
+
+def sync(live: Repo, config: Config, branch: str) -> None:
+    """Preflight: fetch, then PREFLIGHT:ORIGIN_AHEAD unless -u; nothing to do without a remote."""
+    if not live.has_remote(config.remote):
+        say(f"[preflight] no remote {config.remote!r}: nothing to fetch, push will be skipped")
+        return
+    fetch(live, config.remote, branch)
+    if config.skip_up_to_date:
+        say("[preflight] origin check skipped (-u): the push may fail")
+        return
+    check_not_behind(live, config.remote, branch)
+
+
+def push_landed(live: Repo, config: Config, commit: str, branch: str, summary: Summary) -> None:
+    """Push the landed commit and put the outcome in the summary: a failed push keeps the commit
+    and says how to reconcile; it fails the run only with --require-push-success."""
+    if not live.has_remote(config.remote):
+        summary.push = "SKIPPED"
+        say(f"[push] skipped: no remote {config.remote!r}")
+        return
+    ok, said = push(live, config.remote, commit, branch)
+    summary.push = "OK" if ok else "FAIL"
+    say(f"[push] {summary.push}")
+    if ok:
+        return
+    hint = (
+        f"the commit stays on local {branch}; run 'git pull --rebase {config.remote} "
+        f"{branch}' then 'git push {config.remote} {branch}'"
+    )
+    summary.notes.append(f"PUSH DETAIL: {said.splitlines()[-1] if said else ''}")
+    summary.notes.append(f"NEXT: {hint}")
+    if config.require_push_success:
+        raise RunnerError(Stage.PUSH, Category.FAILED, f"git push failed; {hint}")

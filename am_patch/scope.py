@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from am_patch.config import Config
 from am_patch.errors import Category, RunnerError, Stage
-from am_patch.repo import GITLINK, LINK, Change, Repo, is_git_component
+from am_patch.repo import GITLINK, LINK, Change, Repo, Snapshot, is_git_component
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,6 +154,36 @@ def evaluate(
         untouched=tuple(sorted(declared_set - touched)),
         blessed=tuple(sorted(touched & blessed_set - declared_set)),
         unsafe=tuple(unsafe),
+    )
+
+
+def unsafe_commits(repo: Repo, commits: Iterable[str], config: Config) -> list[str]:
+    """The path policy on each commit's own change (against its first parent), as
+    '<short id>: <problem>' lines; what the pre-push and pre-receive hooks refuse."""
+    problems = []
+    for commit in commits:
+        parent = repo.first_parent(commit)
+        base = repo.tree_of(parent) if parent else repo.empty_tree()
+        tree = repo.tree_of(commit)
+        changes = repo.diff_trees(base, tree)
+        problems += [
+            f"{commit[:10]}: {p}" for p in unsafe_entries(repo, tree, changes, config=config)
+        ]
+    return problems
+
+
+def of_snapshot(
+    repo: Repo, *, base: str, snap: Snapshot, declared: Sequence[str], config: Config
+) -> ScopeReport:
+    """evaluate() from base commit's tree to a working-directory snapshot."""
+    return evaluate(
+        repo,
+        base_tree=repo.tree_of(base),
+        new_tree=snap.tree,
+        declared=declared,
+        config=config,
+        nested=snap.nested_repos,
+        unsupported=snap.unsupported,
     )
 
 

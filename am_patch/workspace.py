@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from am_patch.errors import Category, RunnerError, Stage
-from am_patch.repo import CommitOid, Repo, _rmtree
+from am_patch.repo import CommitOid, Repo, remove_tree
 
 log = logging.getLogger("am_patch")
 
@@ -125,7 +125,7 @@ def prepare(
     else:
         if wdir.exists():
             log.info("workspace %s is incomplete or foreign: recreating it", wdir)
-            _rmtree(wdir)
+            remove_tree(wdir)
         if live.prune_worktree(name):
             log.info("stale worktree entry %s pruned", name)
         wdir.mkdir(parents=True)
@@ -175,6 +175,6 @@ def soft_reset(live: Repo, ws: Workspace) -> None:
 def remove(live: Repo, ws: Workspace) -> None:
     live.remove_worktree(ws.worktree, ws.repo_dir)
     if ws.dir.exists():
-        _rmtree(ws.dir)
+        remove_tree(ws.dir)
     live.delete_branch(ws.branch)
     log.info("workspace deleted: %s", ws.dir)

@@ -60,15 +60,7 @@ def check_ref(
     new = repo.new_commits(
         ref.local_oid, known_refs=f"refs/remotes/{remote}/", known=(ref.remote_oid,)
     )
-    for commit in new:
-        parent = repo.first_parent(commit)
-        base = repo.tree_of(parent) if parent else repo.empty_tree()
-        tree = repo.tree_of(commit)
-        changes = repo.diff_trees(base, tree)
-        problems += [
-            f"{ref.remote_ref} {commit[:10]}: {p}"
-            for p in scope.unsafe_entries(repo, tree, changes, config=config)
-        ]
+    problems += [f"{ref.remote_ref} {p}" for p in scope.unsafe_commits(repo, new, config)]
     # a tree the path policy refused is not checked out to be gated (its symlinks leave the repo)
     if run_gates and not problems and ref.remote_ref.startswith("refs/heads/"):
         remote_known = ref.remote_oid != ZERO_OID and repo.contains(ref.remote_oid)

@@ -35,13 +35,5 @@ def check(repo: Repo, config: Config, lines: Iterable[str]) -> list[str]:
                 f"{ref}: more than {MAX_COMMITS} new commits in one push; push them in batches"
             )
             continue
-        for commit in commits:
-            parent = repo.first_parent(commit)
-            base = repo.tree_of(parent) if parent else repo.empty_tree()
-            tree = repo.tree_of(commit)
-            changes = repo.diff_trees(base, tree)
-            problems += [
-                f"{ref} {commit[:10]}: {p}"
-                for p in scope.unsafe_entries(repo, tree, changes, config=config)
-            ]
+        problems += [f"{ref} {p}" for p in scope.unsafe_commits(repo, commits, config)]
     return problems

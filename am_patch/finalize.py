@@ -1,0 +1,105 @@
+"""The finalize modes: -f (commit the live tree's changes) and --finalize-workspace ID."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from am_patch import audit, promote, publish, scope
+from am_patch import workspace as wsp
+from am_patch.errors import Category, RunnerError, Stage
+from am_patch.repo import CommitOid, Snapshot
+from am_patch.runlog import say
+
+if TYPE_CHECKING:
+    from am_patch.pipeline import Run
+
+
+def workspace(run: Run, branch: str) -> None:
+    """The open workspace's changes against its base, hand edits included, gated and landed."""
+    ws = wsp.open_existing(run.live, run.patches_dir, f"issue_{run.issue}")
+    if ws is None:
+        raise RunnerError(
+            Stage.PREFLIGHT,
+            Category.WORKSPACE,
+            f"no workspace for issue {run.issue} under patches/workspaces/",
+        )
+    run.ws = ws
+    snap = ws.open().snapshot(tracked_in=ws.meta.base)
+    run.last_snapshot = snap
+    report = scope.of_snapshot(
+        run.live, base=ws.meta.base, snap=snap, declared=ws.meta.files, config=run.config
+    )
+    run.summary.files = [(c.status, c.path) for c in report.changes]
+    if not report.changes:
+        raise RunnerError(
+            Stage.PREFLIGHT,
+            Category.WORKSPACE,
+            f"workspace of issue {run.issue} has nothing to promote",
+        )
+    scope.check(report, run.config)
+    say(
+        f"[workspace] finalizing {ws.repo_dir.relative_to(run.live.root)} "
+        f"(base {ws.meta.base[:12]}): {len(report.changes)} change(s)"
+    )
+    final = run.gate_workspace(ws, report.touched, snap.tree)
+    promote.promote_workspace(run, ws, final, branch, ws.meta.message, ws.meta.files)
+
+
+def live_tree(run: Run, branch: str) -> None:
+    """-f MESSAGE: gate the live tree's changes as they are, then commit them on branch."""
+    head = run.live.head_commit()
+    if head is None:
+        raise RunnerError(Stage.PREFLIGHT, Category.GIT, f"{branch} has no commits yet")
+    snap = run.live.snapshot(tracked_in=head)
+    run.last_snapshot = snap
+    changes = run.live.diff_trees(run.live.tree_of(head), snap.tree)
+    paths = tuple(c.path for c in changes)
+    run.summary.files = [(c.status, c.path) for c in changes]
+    unsafe = scope.unsafe_entries(run.live, snap.tree, changes, nested=snap.nested_repos)
+    if unsafe:
+        raise RunnerError(Stage.SCOPE, Category.UNSAFE, "unsafe change: " + unsafe[0])
+    if not changes:
+        if run.config.allow_no_op:
+            say("[finalize] the live tree is clean, allowed by -n: nothing to commit")
+            return
+        raise RunnerError(
+            Stage.PROMOTION,
+            Category.NOOP,
+            "the live tree has no changes to finalize (-n to allow)",
+        )
+    say(f"[finalize] {len(changes)} live change(s) to gate and commit")
+    gated = run.gate_tree(snap.tree, paths, Stage.GATES)
+    commit = run.live.commit(gated, [head], run.request.message)
+    if gated != snap.tree:
+        say("[finalize] the formatter changed some files; the live files get its version")
+    _land_in_place(run, branch, head, commit, paths, snap)
+    audit.run(run.live, run.config)
+
+
+def _land_in_place(
+    run: Run,
+    branch: str,
+    head: CommitOid,
+    commit: CommitOid,
+    paths: tuple[str, ...],
+    snap: Snapshot,
+) -> None:
+    """The changes already are in the working tree: move the ref, sync the index, push."""
+    now = run.live.snapshot(tracked_in=head, write=False).entries
+    changed_meanwhile = [p for p in paths if now.get(p) != snap.entries.get(p)]
+    if changed_meanwhile:
+        raise RunnerError(
+            Stage.PROMOTION,
+            Category.LIVE_DIRTY,
+            "live files changed during the run: " + ", ".join(changed_meanwhile),
+        )
+    if not run.live.cas_ref(f"refs/heads/{branch}", head, commit, "am-patch: finalize"):
+        raise RunnerError(
+            Stage.PROMOTION,
+            Category.LIVE_CHANGED,
+            f"{branch} moved during the run; nothing was committed",
+        )
+    run.live.checkout_paths(commit, list(paths), force=True)
+    run.summary.commit = commit
+    say(f"[promotion] {branch} now at {commit[:12]}")
+    publish.push_landed(run.live, run.config, commit, branch, run.summary)
