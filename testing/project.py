@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,17 @@ from pathlib import Path
 from am_patch.demo import GIT_IDENTITY, make_project
 
 NO_GATES = ("--override", "gates_order=[]")
+# The demo project's src/democalc/calc.py with sub() added: a whole-file rewrite, so idempotent.
+CALC_WITH_SUB = '''"""Arithmetic."""
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def sub(a: int, b: int) -> int:
+    return a - b
+'''
 
 
 @dataclass(frozen=True)
@@ -18,6 +30,11 @@ class Outcome:
     code: int
     stdout: str
     stderr: str
+
+    @property
+    def output(self) -> str:
+        """stdout then stderr: what an assertion message should show."""
+        return self.stdout + self.stderr
 
     @property
     def result_line(self) -> str:
@@ -65,9 +82,57 @@ class Project:
     def origin_head(self) -> str:
         return self.git("--git-dir", str(self.origin), "rev-parse", "main")
 
-    def status(self) -> str:
-        """`git status --porcelain` including ignored files, for before/after comparisons."""
-        return self.git("status", "--porcelain", "--untracked-files=all")
+    def status(self, cwd: Path | None = None) -> str:
+        """`git status --porcelain` listing every untracked file, for before/after comparisons."""
+        return self.git("status", "--porcelain", "--untracked-files=all", cwd=cwd)
+
+    def refs(self) -> str:
+        """Every ref and the object it points at, one a line."""
+        return self.git("for-each-ref", "--format=%(refname) %(objectname)")
+
+    def repo_state(self, *, include_patches: bool = True) -> tuple[str, str, str, str]:
+        """Main, origin's main, status and refs, for before/after comparisons. Without
+        include_patches the status leaves out patches/, am-patch's own area."""
+        head, origin_head, status = self.head(), self.origin_head(), self.status()
+        if not include_patches:
+            status = "\n".join(
+                line for line in status.splitlines() if not line[3:].startswith("patches/")
+            )
+        return head, origin_head, status, self.refs()
+
+    def worktrees(self) -> list[str]:
+        """The worktree paths git knows of, the live repo first."""
+        listing = self.git("worktree", "list", "--porcelain")
+        return [
+            line.removeprefix("worktree ")
+            for line in listing.splitlines()
+            if line.startswith("worktree ")
+        ]
+
+    def workspace_dir(self, issue: str) -> Path:
+        """patches/workspaces/issue_<issue>: the issue's meta.json and repo/."""
+        return self.patches / "workspaces" / f"issue_{issue}"
+
+    def workspace_repo(self, issue: str) -> Path:
+        """The issue's worktree."""
+        return self.workspace_dir(issue) / "repo"
+
+    def meta(self, issue: str) -> dict[str, object]:
+        """The issue workspace's meta.json."""
+        data = json.loads((self.workspace_dir(issue) / "meta.json").read_text())
+        assert isinstance(data, dict)
+        return data
+
+    def log_path(self, out: Outcome) -> Path:
+        """The run's log, as its summary's LOG: line names it."""
+        return self.live / out.line("LOG:").removeprefix("LOG: ")
+
+    def log_of(self, out: Outcome) -> str:
+        return self.log_path(out).read_text()
+
+    def newest_log(self) -> str:
+        """The log patches/am_patch.log points at: the latest run's."""
+        return (self.patches / "am_patch.log").read_text()
 
     def write(self, rel: str, text: str) -> Path:
         path = self.live / rel

@@ -54,16 +54,10 @@ def _option_strings() -> list[str]:
     return [s for action in _actions() for s in action.option_strings]
 
 
-def _repo_state(project: Project) -> tuple[str, str, str, str, str]:
+def _repo_state(project: Project) -> tuple[str, ...]:
     """Everything a usage error must leave alone, patches/ and .git/info/exclude included."""
     exclude = project.live / ".git" / "info" / "exclude"
-    return (
-        project.head(),
-        project.origin_head(),
-        project.status(),
-        project.git("for-each-ref", "--format=%(refname) %(objectname)"),
-        exclude.read_text() if exclude.exists() else "",
-    )
+    return (*project.repo_state(), exclude.read_text() if exclude.exists() else "")
 
 
 # --- the parser --------------------------------------------------------------------------

@@ -35,23 +35,21 @@ def _config_error(
     return info.value
 
 
+def _config_failure_reason(project: Project, *args: str) -> str:
+    """Run am-patch, expect PREFLIGHT:CONFIG with the live repo untouched; the REASON line."""
+    before = project.repo_state(include_patches=False)
+    out = project.run(*args)
+    assert out.code == 1, out.stdout + out.stderr
+    assert out.result_line == "RESULT: FAIL PREFLIGHT:CONFIG"
+    assert "Traceback" not in out.stderr
+    assert project.repo_state(include_patches=False) == before
+    return out.line("REASON:")
+
+
 def _shown(out_stdout: str, key: str) -> str:
     """The `-c` line of key, e.g. 'patch_timeout_s = 5  # default'."""
     [line] = [ln for ln in out_stdout.splitlines() if ln.startswith(f"{key} = ")]
     return line
-
-
-def _state(project: Project) -> tuple[str, str, str, str]:
-    """Live repo state a failed preflight must not change (patches/ is am-patch's own)."""
-    status = "\n".join(
-        line for line in project.status().splitlines() if not line[3:].startswith("patches/")
-    )
-    return (
-        project.head(),
-        project.origin_head(),
-        status,
-        project.git("for-each-ref", "--format=%(refname) %(objectname)"),
-    )
 
 
 SCALAR_KEYS = [f.name for f in dataclasses.fields(Config) if f.name not in ("gates", "sources")]
@@ -484,7 +482,7 @@ def test_show_config_shows_each_source(project: Project) -> None:
         timeout_s = 7
         """,
     )
-    before = _state(project)
+    before = project.repo_state(include_patches=False)
     out = project.run(
         "-c",
         "-n",
@@ -510,7 +508,7 @@ def test_show_config_shows_each_source(project: Project) -> None:
     assert _shown(out.stdout, "gates.pytest.timeout_s") == f"gates.pytest.timeout_s = 7  # {toml}"
     assert _shown(out.stdout, "gates.mypy.timeout_s") == "gates.mypy.timeout_s = 9  # override"
     assert _shown(out.stdout, "ascii_only_patch") == "ascii_only_patch = true  # default"
-    assert _state(project) == before
+    assert project.repo_state(include_patches=False) == before
 
 
 @pytest.mark.parametrize(
@@ -564,13 +562,7 @@ def test_show_config_fails_on_bad_config(
 ) -> None:
     if toml:
         project.write("am_patch.toml", toml)
-    before = _state(project)
-    out = project.run("-c", *args)
-    assert out.code == 1, out.stdout + out.stderr
-    assert out.result_line == "RESULT: FAIL PREFLIGHT:CONFIG"
-    assert key in out.line("REASON:")
-    assert "Traceback" not in out.stderr
-    assert _state(project) == before
+    assert key in _config_failure_reason(project, "-c", *args)
 
 
 # --- end to end: real runs --------------------------------------------------------------------
@@ -600,15 +592,9 @@ def test_run_with_bad_config_fails_preflight_and_changes_nothing(
         ["src/democalc/calc.py"],
         f"Path({str(marker)!r}).write_text('ran')\n",
     )
-    before = _state(project)
-    out = project.run("3", "Bad config", *args)
-    assert out.code == 1, out.stdout + out.stderr
-    assert out.result_line == "RESULT: FAIL PREFLIGHT:CONFIG"
-    assert key in out.line("REASON:")
-    assert "Traceback" not in out.stderr
-    assert _state(project) == before
+    assert key in _config_failure_reason(project, "3", "Bad config", *args)
     assert not marker.exists()
-    assert not (project.patches / "workspaces" / "issue_3").exists()
+    assert not project.workspace_dir("3").exists()
 
 
 def test_run_honours_a_file_setting(project: Project) -> None:

@@ -7,19 +7,9 @@ import signal
 import pytest
 
 from am_patch import crash
-from testing.project import NO_GATES, Project
+from testing.project import CALC_WITH_SUB, NO_GATES, Project
 
 CALC = "src/democalc/calc.py"
-CALC_WITH_SUB = '''"""Arithmetic."""
-
-
-def add(a: int, b: int) -> int:
-    return a + b
-
-
-def sub(a: int, b: int) -> int:
-    return a - b
-'''
 # Every crash point of a workspace run, in the order the run reaches them.
 POINTS = ("preflight", "workspace", "patch", "gates", "commit", "landing", "landed", "pushed")
 # Points after which main is already at the new commit.
@@ -89,7 +79,7 @@ def test_kill_at_each_stage_leaves_main_whole_and_the_next_run_works(
         assert "recovered an interrupted landing" in nxt.stdout
     else:
         assert "recovered an interrupted landing" not in nxt.stdout
-    assert "took over a stale lock" in (project.patches / "am_patch.log").read_text()
+    assert "took over a stale lock" in project.newest_log()
     head = project.head()
     assert project.origin_head() == head
     assert (project.live / CALC).read_text() == CALC_WITH_SUB

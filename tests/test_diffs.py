@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
 import stat
 import subprocess
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
+from testing.files import file_states
 from testing.project import NO_GATES, Outcome, Project
 
 NOTES = "docs/notes.txt"
 CALC = "src/democalc/calc.py"
-CACHES = frozenset({"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"})
 Change = Callable[[Path], None]
 
 
@@ -59,28 +58,11 @@ def format_patch_of(project: Project, change: Change) -> tuple[bytes, str]:
     return data, expected
 
 
-def ws_repo(project: Project, issue: str) -> Path:
-    return project.patches / "workspaces" / f"issue_{issue}" / "repo"
-
-
-def files_state(root: Path) -> dict[str, tuple[str, bytes]]:
-    """Every file under root but tool caches: kind+mode and bytes."""
-    state = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in CACHES)
-        for name in filenames:
-            path = Path(dirpath, name)
-            rel = path.relative_to(root).as_posix()
-            if path.is_symlink():
-                state[rel] = ("link", os.readlink(path).encode())
-            else:
-                mode = "exec" if path.stat().st_mode & stat.S_IXUSR else "file"
-                state[rel] = (mode, path.read_bytes())
-    return state
-
-
-def log_text(project: Project, out: Outcome) -> str:
-    return (project.live / out.line("LOG:").removeprefix("LOG: ")).read_text()
+def failure_reason(out: Outcome, code: str) -> str:
+    """The REASON: line of a run that failed with code."""
+    assert out.code == 1
+    assert out.result_line == f"RESULT: FAIL {code}", out.stdout + out.stderr
+    return out.line("REASON:")
 
 
 def assert_landed(project: Project, out: Outcome, expected_tree: str, before: str) -> None:
@@ -137,7 +119,7 @@ def test_git_diff_lands_exactly(project: Project, kind: str) -> None:
 
     assert_landed(project, out, expected, before)
     assert project.git("log", "-1", "--format=%s") == f"Issue 5: Diff {kind}"
-    assert "applied exactly" in log_text(project, out)
+    assert "applied exactly" in project.log_of(out)
     assert (project.patches / "successful" / "issue_5.patch").read_bytes() == data
 
 
@@ -252,24 +234,44 @@ def with_notes(project: Project) -> None:
     project.commit_all("Add notes")
 
 
-def test_stale_context_applies_with_3way_and_the_log_says_so(project: Project) -> None:
+def stale_patch(project: Project, main_edit: Change) -> str:
+    """Write patches/issue_5.patch setting line 10 of the notes, then let main_edit move main;
+    main's new head."""
     with_notes(project)
     [data], _ = diffs_of(project, edit_line(10, "line 10, patched"))
-    edit_line(12, "line 12, changed on main")(project.live)
+    main_edit(project.live)
     moved = project.commit_all("Main moves")
     (project.patches / "issue_5.patch").write_bytes(data)
+    return moved
+
+
+def first_attempt(project: Project, change: Change) -> None:
+    """Run issue 5 with change as a diff and --disable-promotion: it stays in the workspace."""
+    [earlier], _ = diffs_of(project, change)
+    (project.patches / "issue_5.patch").write_bytes(earlier)
+    out = project.run("5", "First", "--disable-promotion", *NO_GATES)
+    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
+
+
+def assert_merged(project: Project, out: Outcome, parent: str, line_12: str) -> None:
+    """The run landed line 10 patched on parent, by --3way, line 12 reading line_12."""
+    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
+    assert "applied with --3way" in project.log_of(out)
+    assert project.git("rev-parse", "HEAD^") == parent
+    notes = (project.live / NOTES).read_text().splitlines()
+    assert notes[9] == "line 10, patched"
+    assert notes[11] == line_12
+    assert project.origin_head() == project.head()
+    assert project.status() == ""
+
+
+def test_stale_context_applies_with_3way_and_the_log_says_so(project: Project) -> None:
+    moved = stale_patch(project, edit_line(12, "line 12, changed on main"))
 
     out = project.run("5", "Stale", *NO_GATES)
 
-    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
-    assert project.git("rev-parse", "HEAD^") == moved
-    notes = (project.live / NOTES).read_text().splitlines()
-    assert notes[9] == "line 10, patched"
-    assert notes[11] == "line 12, changed on main"
-    assert "applied with --3way" in log_text(project, out)
-    assert "applied exactly" not in log_text(project, out)
-    assert project.origin_head() == project.head()
-    assert project.status() == ""
+    assert_merged(project, out, moved, "line 12, changed on main")
+    assert "applied exactly" not in project.log_of(out)
 
 
 def test_stale_context_merges_with_3way_in_a_workspace_holding_earlier_changes(
@@ -277,23 +279,13 @@ def test_stale_context_merges_with_3way_in_a_workspace_holding_earlier_changes(
 ) -> None:
     with_notes(project)
     base = project.head()
-    [earlier], _ = diffs_of(project, edit_line(12, "line 12, first attempt"))
-    (project.patches / "issue_5.patch").write_bytes(earlier)
-    out = project.run("5", "First", "--disable-promotion", *NO_GATES)
-    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
+    first_attempt(project, edit_line(12, "line 12, first attempt"))
     [data], _ = diffs_of(project, edit_line(10, "line 10, patched"))
     (project.patches / "issue_5.patch").write_bytes(data)
 
     out = project.run("5", "Both", *NO_GATES)
 
-    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
-    assert "applied with --3way" in log_text(project, out)
-    assert project.git("rev-parse", "HEAD^") == base
-    notes = (project.live / NOTES).read_text().splitlines()
-    assert notes[9] == "line 10, patched"
-    assert notes[11] == "line 12, first attempt"
-    assert project.origin_head() == project.head()
-    assert project.status() == ""
+    assert_merged(project, out, base, "line 12, first attempt")
 
 
 def test_stale_context_git_cannot_merge_is_patch_apply_and_leaves_workspace(
@@ -302,44 +294,33 @@ def test_stale_context_git_cannot_merge_is_patch_apply_and_leaves_workspace(
     with_notes(project)
     [data], _ = diffs_of(project, edit_line(10, "line 10, patched"))
     # The issue's workspace already holds another version of line 10, and an untracked file.
-    first, _ = diffs_of(project, edit_line(10, "line 10, first attempt"))
-    (project.patches / "issue_5.patch").write_bytes(first[0])
-    out = project.run("5", "First", "--disable-promotion", *NO_GATES)
-    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
-    repo = ws_repo(project, "5")
+    first_attempt(project, edit_line(10, "line 10, first attempt"))
+    repo = project.workspace_repo("5")
     (repo / "scratch.txt").write_text("mine\n")
-    state = files_state(repo)
-    status = project.git("status", "--porcelain", "--untracked-files=all", cwd=repo)
+    state = file_states(repo)
+    status = project.status(cwd=repo)
     before = project.head()
     (project.patches / "issue_5.patch").write_bytes(data)
 
     out = project.run("5", "Stale", *NO_GATES)
 
-    assert out.code == 1
-    assert out.result_line == "RESULT: FAIL PATCH:APPLY", out.stdout + out.stderr
-    reason = out.line("REASON:")
+    reason = failure_reason(out, "PATCH:APPLY")
     assert NOTES in reason
     assert "line 7" in reason, reason
-    assert files_state(repo) == state
-    assert project.git("status", "--porcelain", "--untracked-files=all", cwd=repo) == status
+    assert file_states(repo) == state
+    assert project.status(cwd=repo) == status
     assert project.head() == before
     assert project.origin_head() == before
 
 
 def test_stale_context_conflicting_with_main_is_patch_apply(project: Project) -> None:
-    with_notes(project)
-    [data], _ = diffs_of(project, edit_line(10, "line 10, patched"))
-    edit_line(10, "line 10, changed on main")(project.live)
-    moved = project.commit_all("Main moves")
-    (project.patches / "issue_5.patch").write_bytes(data)
+    moved = stale_patch(project, edit_line(10, "line 10, changed on main"))
 
     out = project.run("5", "Conflict", *NO_GATES)
 
-    assert out.code == 1
-    assert out.result_line == "RESULT: FAIL PATCH:APPLY", out.stdout + out.stderr
-    assert f"{NOTES} line 7" in out.line("REASON:")
-    repo = ws_repo(project, "5")
-    assert project.git("status", "--porcelain", "--untracked-files=all", cwd=repo) == ""
+    assert f"{NOTES} line 7" in failure_reason(out, "PATCH:APPLY")
+    repo = project.workspace_repo("5")
+    assert project.status(cwd=repo) == ""
     assert (repo / NOTES).read_text() == (project.live / NOTES).read_text()
     assert project.head() == moved
     assert project.origin_head() == moved
@@ -365,13 +346,11 @@ def test_stale_context_without_the_preimage_blob_is_patch_apply(project: Project
 
     out = project.run("5", "Stale", *NO_GATES)
 
-    assert out.code == 1
-    assert out.result_line == "RESULT: FAIL PATCH:APPLY", out.stdout + out.stderr
-    reason = out.line("REASON:")
+    reason = failure_reason(out, "PATCH:APPLY")
     assert NOTES in reason
     assert "line 8" in reason, reason
-    repo = ws_repo(project, "5")
-    assert project.git("status", "--porcelain", "--untracked-files=all", cwd=repo) == ""
+    repo = project.workspace_repo("5")
+    assert project.status(cwd=repo) == ""
     assert (repo / NOTES).read_text() == "".join(NOTES_LINES)
     assert project.head() == before
     assert (project.patches / "unsuccessful" / "issue_5.patch").is_file()
@@ -405,7 +384,7 @@ def test_a_diff_leaving_the_repo_is_refused_before_anything_applies(
     assert not (project.base / "x").exists()
     assert not (project.live / "x").exists()
     assert not (project.live / ".git/hooks/post-commit").exists()
-    assert not (project.patches / "workspaces" / "issue_5").exists()
+    assert not project.workspace_dir("5").exists()
     assert project.head() == before
     assert project.status() == ""
 
@@ -413,7 +392,7 @@ def test_a_diff_leaving_the_repo_is_refused_before_anything_applies(
 # --- zips -----------------------------------------------------------------------------------------
 
 
-def write_zip(path: Path, members: list[tuple[str | zipfile.ZipInfo, bytes]]) -> bytes:
+def write_zip(path: Path, members: Sequence[tuple[str | zipfile.ZipInfo, bytes]]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in members:
@@ -438,7 +417,7 @@ def test_zip_members_apply_in_name_order(project: Project) -> None:
     out = project.run("7", "Zip", *NO_GATES)
 
     assert_landed(project, out, expected, before)
-    log = log_text(project, out)
+    log = project.log_of(out)
     assert log.index("01_new.diff: applied exactly") < log.index("02_extend.patch: applied")
     assert (project.patches / "successful" / "issue_7.zip").is_file()
 
@@ -456,11 +435,9 @@ def test_zip_with_one_bad_member_applies_none(project: Project) -> None:
 
     out = project.run("7", "Zip", *NO_GATES)
 
-    assert out.code == 1
-    assert out.result_line == "RESULT: FAIL PATCH:APPLY", out.stdout + out.stderr
-    assert "02_bad.patch" in out.line("REASON:")
-    repo = ws_repo(project, "7")
-    assert project.git("status", "--porcelain", "--untracked-files=all", cwd=repo) == ""
+    assert "02_bad.patch" in failure_reason(out, "PATCH:APPLY")
+    repo = project.workspace_repo("7")
+    assert project.status(cwd=repo) == ""
     assert not (repo / "src/democalc/extra.py").exists()
     assert (repo / NOTES).read_text() == "".join(NOTES_LINES)
     assert project.head() == before
@@ -507,7 +484,7 @@ def test_zip_member_that_is_no_diff_inside_is_refused(project: Project) -> None:
     assert out.code == 1
     assert out.result_line.startswith("RESULT: FAIL PREFLIGHT:"), out.stdout + out.stderr
     assert "02_notes.patch" in out.line("REASON:")
-    assert not (project.patches / "workspaces" / "issue_7").exists()
+    assert not project.workspace_dir("7").exists()
     assert project.head() == before
     assert project.status() == ""
 
@@ -524,7 +501,7 @@ def test_zip_with_an_unsafe_member_is_refused_before_anything_applies(
 
     assert out.code == 1
     assert out.result_line == "RESULT: FAIL PREFLIGHT:PATCH_FILES", out.stdout + out.stderr
-    assert not (project.patches / "workspaces" / "issue_7").exists()
+    assert not project.workspace_dir("7").exists()
     assert not (project.live / "src/democalc/extra.py").exists()
     assert not (project.live / "evil.patch").exists()
     assert not (project.base / "evil.patch").exists()

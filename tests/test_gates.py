@@ -31,10 +31,6 @@ p.write_text(p.read_text() + "\\n\\ndef half(a: int) -> int:\\n    return a / 2\
 """
 
 
-def log_text(project: Project, out: Outcome) -> str:
-    return (project.live / out.line("LOG:").removeprefix("LOG: ")).read_text()
-
-
 def gate_lines(out: Outcome) -> list[str]:
     return [line for line in out.stdout.splitlines() if line.startswith("GATE ")]
 
@@ -54,7 +50,7 @@ def test_breaking_a_test_fails_pytest_with_a_tail_on_screen(project: Project) ->
     assert_nothing_landed(project, before, out)
     assert "1 failed" in out.stdout, "the failing gate's tail belongs on screen"
     assert "NOISE-000" not in out.stdout, "only a short tail belongs on screen"
-    log = log_text(project, out)
+    log = project.log_of(out)
     assert "NOISE-000" in log and "NOISE-199" in log, "the full gate output belongs in the log"
     assert "-m pytest" in log
 
@@ -70,7 +66,7 @@ def test_type_error_fails_mypy(project: Project) -> None:
         "GATE pytest: PASS",
         "GATE mypy: FAIL",
     ]
-    assert "Incompatible return value type" in log_text(project, out)
+    assert "Incompatible return value type" in project.log_of(out)
 
 
 def test_formatter_and_fixer_edits_are_committed(project: Project) -> None:
@@ -215,7 +211,7 @@ def test_gates_test_the_workspace_code_not_the_editable_install(
 
     out = project.run("49", "Double add", *options)
     assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
-    assert ".venv/bin/python -m pytest" in log_text(project, out), "live's venv ran the gates"
+    assert ".venv/bin/python -m pytest" in project.log_of(out), "live's venv ran the gates"
     assert "2 * (a + b)" in (project.live / CALC).read_text()
 
     before = project.head()

@@ -85,6 +85,15 @@ def state(project: Project) -> dict[str, object]:
     }
 
 
+def refused_commit(project: Project, *args: str) -> str:
+    """`git commit args` in live, expected to be refused with state() left alone; its stderr."""
+    before = state(project)
+    done = git(project.live, "commit", *args)
+    assert done.returncode != 0
+    assert state(project) == before
+    return done.stderr
+
+
 def open_workspace(project: Project, issue: str, files: list[str]) -> None:
     """What `am-patch` leaves for an open issue: patches/workspaces/issue_<ID>/meta.json."""
     meta = {
@@ -120,6 +129,11 @@ def remote_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("remote:")]
 
 
+def remote_says(stderr: str, text: str) -> bool:
+    """Whether a remote: line of stderr holds text."""
+    return any(text in line for line in remote_lines(stderr))
+
+
 @pytest.fixture
 def hooked(project: Project) -> Project:
     """The demo project with pre-commit and pre-push installed in .git/hooks."""
@@ -140,14 +154,11 @@ def test_breaking_commit_is_refused_and_leaves_index_and_edits_as_they_were(
     hooked.write(CALC, BROKEN_ADD + "\n# an unstaged note\n")
     hooked.write("README.md", "# democalc\n\nunstaged edit\n")
     hooked.write("notes.txt", "untracked\n")
-    before = state(hooked)
 
-    done = git(hooked.live, "commit", "-m", "Break add")
+    stderr = refused_commit(hooked, "-m", "Break add")
 
-    assert done.returncode != 0
-    assert "gate pytest: FAIL" in done.stderr
-    assert "gate pytest failed" in done.stderr
-    assert state(hooked) == before
+    assert "gate pytest: FAIL" in stderr
+    assert "gate pytest failed" in stderr
 
 
 def test_good_commit_is_accepted(hooked: Project) -> None:
@@ -167,15 +178,12 @@ def test_good_commit_is_accepted(hooked: Project) -> None:
 def test_unformatted_file_is_refused_with_the_formatter_message(hooked: Project) -> None:
     hooked.write(CALC, UNFORMATTED)
     hooked.git("add", CALC)
-    before = state(hooked)
 
-    done = git(hooked.live, "commit", "-m", "Ugly")
+    stderr = refused_commit(hooked, "-m", "Ugly")
 
-    assert done.returncode != 0
-    assert f"the formatter/fixer would change {CALC}" in done.stderr
-    assert "run ruff format" in done.stderr
+    assert f"the formatter/fixer would change {CALC}" in stderr
+    assert "run ruff format" in stderr
     # the formatter ran on a temporary checkout, never on the user's file
-    assert state(hooked) == before
     assert (hooked.live / CALC).read_text() == UNFORMATTED
 
 
@@ -230,13 +238,10 @@ def test_open_workspace_bounds_what_may_be_committed(hooked: Project) -> None:
     open_workspace(hooked, "5", ["README.md"])
     hooked.write(CALC, GOOD_CALC)
     hooked.git("add", CALC)
-    before = state(hooked)
 
-    outside = git(hooked.live, "commit", "-m", "Outside the issue")
+    outside = refused_commit(hooked, "-m", "Outside the issue")
 
-    assert outside.returncode != 0
-    assert f"{CALC}: not in the FILES of issue 5" in outside.stderr
-    assert state(hooked) == before
+    assert f"{CALC}: not in the FILES of issue 5" in outside
 
     hooked.git("reset", "-q", CALC)
     hooked.write("README.md", "# democalc\n\nIssue 5.\n")
@@ -296,13 +301,8 @@ def test_staged_symlink_out_of_the_repository_is_refused(
 ) -> None:
     os.symlink(target, hooked.live / "host")
     hooked.git("add", "host")
-    before = state(hooked)
 
-    done = git(hooked.live, "commit", "-m", "Link")
-
-    assert done.returncode != 0
-    assert reason in done.stderr
-    assert state(hooked) == before
+    assert reason in refused_commit(hooked, "-m", "Link")
 
 
 def test_staged_path_under_a_dot_git_directory_is_refused(hooked: Project) -> None:
@@ -513,9 +513,8 @@ def test_server_refuses_a_symlink_leaving_the_repository(project: Project, serve
     done = git(server, "push", "origin", "main")
 
     assert done.returncode != 0
-    assert any(
-        f"refs/heads/main {bad[:10]}: link: symlink leaves the repository" in line
-        for line in remote_lines(done.stderr)
+    assert remote_says(
+        done.stderr, f"refs/heads/main {bad[:10]}: link: symlink leaves the repository"
     ), done.stderr
     assert project.origin_head() == tip
     fsck = git(project.origin, "fsck", "--strict")
@@ -541,7 +540,7 @@ def test_server_refuses_a_path_under_dot_git(project: Project, server: Path) -> 
     done = git(server, "push", "origin", f"{commit}:refs/heads/main")
 
     assert done.returncode != 0
-    assert any("sub/.git/config: path inside .git" in line for line in remote_lines(done.stderr))
+    assert remote_says(done.stderr, "sub/.git/config: path inside .git")
     assert project.origin_head() == tip
 
 
@@ -559,9 +558,8 @@ def test_server_accepts_a_good_push_and_refuses_a_rewrite_of_main(
     forced = git(server, "push", "--force", "origin", "main")
 
     assert forced.returncode != 0
-    assert any(
-        "refs/heads/main: not a fast-forward; fetch, rebase onto main and push again" in line
-        for line in remote_lines(forced.stderr)
+    assert remote_says(
+        forced.stderr, "refs/heads/main: not a fast-forward; fetch, rebase onto main and push again"
     ), forced.stderr
     assert project.origin_head() == good
 
@@ -651,9 +649,8 @@ def test_server_refuses_more_commits_than_it_checks(project: Project, server: Pa
     done = git(server, "push", "origin", "main")
 
     assert done.returncode != 0
-    assert any(
-        f"refs/heads/main: more than {MAX_COMMITS} new commits in one push" in line
-        for line in remote_lines(done.stderr)
+    assert remote_says(
+        done.stderr, f"refs/heads/main: more than {MAX_COMMITS} new commits in one push"
     ), done.stderr
     assert project.origin_head() == tip
 

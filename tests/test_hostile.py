@@ -113,10 +113,6 @@ def failed(out: Outcome, code: str) -> bool:
     return out.code == 1 and out.result_line == f"RESULT: FAIL {code}"
 
 
-def explain(out: Outcome) -> str:
-    return out.stdout + out.stderr
-
-
 # --- writing outside the workspace ------------------------------------------------------
 
 
@@ -152,7 +148,7 @@ def test_writing_the_live_repo_by_absolute_path_changes_nothing(target: Project)
         """,
     )
     out = target.run("41", "Write live by absolute path", *NO_GATES)
-    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    assert out.result_line == "RESULT: SUCCESS", out.output
     assert_only_landed(target, before, {"README.md"})
     assert not (live / "patches" / "HARM.txt").exists()
 
@@ -169,7 +165,7 @@ def test_a_symlink_to_etc_hostname_is_unsafe(target: Project) -> None:
         """,
     )
     out = target.run("42", "Link to /etc/hostname", *NO_GATES)
-    assert failed(out, "SCOPE:UNSAFE"), explain(out)
+    assert failed(out, "SCOPE:UNSAFE"), out.output
     assert "hostname" in out.line("REASON:")
     assert_nothing_landed(target, before)
     assert not os.path.lexists(target.live / "hostname")
@@ -208,7 +204,7 @@ def test_a_symlink_leaving_the_repo_is_unsafe(project: Project, links: dict[str,
         """,
     )
     out = project.run("43", "Link out of the repo", *NO_GATES)
-    assert failed(out, "SCOPE:UNSAFE"), explain(out)
+    assert failed(out, "SCOPE:UNSAFE"), out.output
     assert_nothing_landed(project, before)
 
 
@@ -330,7 +326,7 @@ def test_a_patch_cannot_open_a_network_connection(project: Project, listener: Li
     out = project.run("44", "Phone home", *NO_GATES)
     threading.Event().wait(0.5)  # let a stray datagram arrive before looking
     assert listener.reached == []
-    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    assert out.result_line == "RESULT: SUCCESS", out.output
     assert_only_landed(project, before, {"NET.txt"})
     seen = (project.live / "NET.txt").read_text()
     assert seen.startswith("tcp: ") and "tcp: connected" not in seen, seen
@@ -370,7 +366,7 @@ def test_a_patch_cannot_reach_a_unix_socket_on_the_host(project: Project) -> Non
         except BlockingIOError:
             reached = False
         assert not reached, "the patch script connected to a unix socket on the host"
-        assert out.result_line == "RESULT: SUCCESS", explain(out)
+        assert out.result_line == "RESULT: SUCCESS", out.output
         assert_only_landed(project, before, {"SOCK.txt"})
     finally:
         server.close()
@@ -444,10 +440,10 @@ def test_secrets_in_the_environment_and_home_stay_out(
         """,
     )
     out = target.run("46", "Steal secrets", *NO_GATES)
-    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    assert out.result_line == "RESULT: SUCCESS", out.output
     assert_only_landed(target, before, {"LEAK.txt"})
     assert "env: None" in (target.live / "LEAK.txt").read_text()
-    assert SECRET not in explain(out)
+    assert SECRET not in out.output
     assert _leaks(target.base) == []
     assert SECRET not in _git_history(target.origin)
     assert SECRET not in _git_history(target.live / ".git")
@@ -503,7 +499,7 @@ def test_git_config_and_hooks_cannot_be_planted(target: Project) -> None:
         """,
     )
     out = target.run("47", "Plant hooks", *NO_GATES)
-    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    assert out.result_line == "RESULT: SUCCESS", out.output
     assert_only_landed(target, before, {"README.md"})
     # what the script saw: git cannot configure the workspace, its .git pointer is read-only;
     # writes into a git dir "succeed" only into the jail's throw-away tmpfs (checked below)
@@ -534,7 +530,7 @@ def test_committing_inside_the_workspace_does_not_hide_a_change(project: Project
         """,
     )
     out = project.run("48", "Hide a change", *NO_GATES)
-    assert failed(out, "SCOPE:UNDECLARED"), explain(out)
+    assert failed(out, "SCOPE:UNDECLARED"), out.output
     assert "src/democalc/hidden.py" in out.line("REASON:")
     assert_nothing_landed(project, before)
     assert project.git("rev-parse", "refs/heads/am_patch/issue_48") == before.head
@@ -569,35 +565,16 @@ def test_a_nested_repository_is_unsafe(project: Project, body: str) -> None:
     before = live_state(project)
     project.patch("issue_49.py", ["sub/x.txt"], body)
     out = project.run("49", "Nest a repository", *NO_GATES)
-    assert failed(out, "SCOPE:UNSAFE"), explain(out)
+    assert failed(out, "SCOPE:UNSAFE"), out.output
     assert "sub" in out.line("REASON:")
     assert_nothing_landed(project, before)
     assert not (project.live / "sub").exists()
 
 
-@pytest.mark.parametrize("declared", [".git/hooks/pre-commit", ".git/config", "src/.git/config"])
-def test_declaring_a_path_inside_git_is_refused(project: Project, declared: str) -> None:
-    before = live_state(project)
+def write_git_config(project: Project, issue: str, message: str, path: str) -> Outcome:
+    """Run a patch declaring path and writing a git config with an fsmonitor command to it."""
     project.patch(
-        "issue_50.py",
-        [declared],
-        f"""
-        import os
-
-        os.makedirs(os.path.dirname({declared!r}), exist_ok=True)
-        Path({declared!r}).write_text("[core]\\nfsmonitor = touch PWNED\\n")
-        """,
-    )
-    out = project.run("50", "Write into .git", *NO_GATES)
-    assert failed(out, "PREFLIGHT:PATCH_FILES"), explain(out)
-    assert_nothing_landed(project, before)
-
-
-@pytest.mark.parametrize("path", [".GIT/config", "src/.Git/hooks/pre-commit", ".git./config"])
-def test_a_git_directory_in_another_spelling_is_unsafe(project: Project, path: str) -> None:
-    before = live_state(project)
-    project.patch(
-        "issue_51.py",
+        f"issue_{issue}.py",
         [path],
         f"""
         import os
@@ -606,8 +583,22 @@ def test_a_git_directory_in_another_spelling_is_unsafe(project: Project, path: s
         Path({path!r}).write_text("[core]\\nfsmonitor = touch PWNED\\n")
         """,
     )
-    out = project.run("51", "Spell .git differently", *NO_GATES)
-    assert out.code == 1, explain(out)
+    return project.run(issue, message, *NO_GATES)
+
+
+@pytest.mark.parametrize("declared", [".git/hooks/pre-commit", ".git/config", "src/.git/config"])
+def test_declaring_a_path_inside_git_is_refused(project: Project, declared: str) -> None:
+    before = live_state(project)
+    out = write_git_config(project, "50", "Write into .git", declared)
+    assert failed(out, "PREFLIGHT:PATCH_FILES"), out.output
+    assert_nothing_landed(project, before)
+
+
+@pytest.mark.parametrize("path", [".GIT/config", "src/.Git/hooks/pre-commit", ".git./config"])
+def test_a_git_directory_in_another_spelling_is_unsafe(project: Project, path: str) -> None:
+    before = live_state(project)
+    out = write_git_config(project, "51", "Spell .git differently", path)
+    assert out.code == 1, out.output
     assert out.result_line in {"RESULT: FAIL PREFLIGHT:PATCH_FILES", "RESULT: FAIL SCOPE:UNSAFE"}
     assert_nothing_landed(project, before)
 
@@ -648,8 +639,8 @@ def test_harmless_looking() -> None:
         """,
     )
     out = target.run("52", "A test that writes outside")
-    assert "PASS" in out.line("GATE pytest"), explain(out)  # the gate did run the hostile test
-    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    assert "PASS" in out.line("GATE pytest"), out.output  # the gate did run the hostile test
+    assert out.result_line == "RESULT: SUCCESS", out.output
     assert_only_landed(target, before, {"tests/test_evil.py"})
     assert not escaped.exists()
     assert not (live / "PWNED").exists()
@@ -678,7 +669,7 @@ Path({str(project.live / "PWNED")!r}).write_text("harm")
         """,
     )
     out = project.run("53", "Bring an audit", *NO_GATES)
-    assert out.code in (0, 1), explain(out)
+    assert out.code in (0, 1), out.output
     assert not escaped.exists(), "code written by the patch ran outside the jail"
     assert not (project.live / "PWNED").exists()
 
@@ -709,7 +700,7 @@ def test_rewrites_the_code() -> None:
     out = project.run("54", "Rewrite code while gated")
     if out.result_line == "RESULT: SUCCESS":
         assert_only_landed(project, before, {"src/democalc/calc.py", "tests/test_sneaky.py"})
-        assert "SNEAKY" not in (project.live / "src/democalc/calc.py").read_text(), explain(out)
+        assert "SNEAKY" not in (project.live / "src/democalc/calc.py").read_text(), out.output
     else:
-        assert out.code == 1, explain(out)
+        assert out.code == 1, out.output
         assert_nothing_landed(project, before)

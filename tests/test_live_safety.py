@@ -14,19 +14,9 @@ from pathlib import Path
 import pytest
 
 from am_patch.runlog import RunLog
-from testing.project import NO_GATES, Outcome, Project
+from testing.project import CALC_WITH_SUB, NO_GATES, Outcome, Project
 
 CALC = "src/democalc/calc.py"
-CALC_WITH_SUB = '''"""Arithmetic."""
-
-
-def add(a: int, b: int) -> int:
-    return a + b
-
-
-def sub(a: int, b: int) -> int:
-    return a - b
-'''
 # A gate that passes in an issue workspace and fails anywhere else (the live-gates checkout).
 PROBE_GATE = (
     "--override",
@@ -85,10 +75,6 @@ def changed_in(project: Project, commit: str) -> list[str]:
     return project.git("diff-tree", "--no-commit-id", "--name-only", "-r", commit).split()
 
 
-def newest_log(project: Project) -> str:
-    return (project.patches / "am_patch.log").read_text()
-
-
 def assert_fails(out: Outcome, code: str) -> None:
     assert out.code == 1, out.stdout + out.stderr
     assert out.result_line == f"RESULT: FAIL {code}", out.stdout + out.stderr
@@ -139,9 +125,8 @@ def test_allow_non_main_on_a_branch_origin_does_not_have_yet(project: Project) -
     readme_patch(project, "3", "changed\n")
     out = project.run("3", "Docs", "--allow-non-main", *NO_GATES)
     assert out.result_line == "RESULT: SUCCESS", (
-        "PRODUCT BUG (am_patch/publish.py, fetch): a local branch that origin does not have yet "
-        "makes 'git fetch origin +refs/heads/feature:...' fail, reported as "
-        "PREFLIGHT:ORIGIN_AHEAD; origin cannot be ahead of a branch it lacks\n" + out.stdout
+        "a local branch that origin does not have yet must not fail the fetch "
+        "(publish.fetch): origin cannot be ahead of a branch it lacks\n" + out.stdout
     )
     landed = project.git("rev-parse", "feature")
     assert project.git("rev-parse", f"{landed}^") == before
@@ -274,7 +259,7 @@ def prepare_workspace(project: Project, *args: str) -> str:
     out = project.run("3", "Change", "--disable-promotion", *args)
     assert_success(out)
     assert project.head() == base
-    assert (project.patches / "workspaces" / "issue_3" / "meta.json").is_file()
+    assert (project.workspace_dir("3") / "meta.json").is_file()
     return base
 
 
@@ -383,9 +368,8 @@ def test_overwrite_workspace_with_nothing_left_and_allow_no_op_succeeds(project:
     theirs = move_main(project, "README.md", "theirs\n")
     out = project.run("3", "Docs", "--overwrite-workspace", "-n", *NO_GATES)
     assert out.result_line == "RESULT: SUCCESS", (
-        "PRODUCT BUG (am_patch/pipeline.py, Run._rebase, the `if cfg.allow_no_op:` branch after "
-        "--overwrite-workspace drops every path): it only prints 'allowed by -n' and then raises "
-        "PROMOTION:NOOP anyway; SPEC says -n allows it (SUCCESS without a commit)\n" + out.stdout
+        "when --overwrite-workspace drops every path, -n allows it: SUCCESS without a commit "
+        "(promote.carry_over)\n" + out.stdout
     )
     assert project.head() == theirs
     assert project.origin_head() == theirs
@@ -416,7 +400,7 @@ def test_live_gates_reuse_the_workspace_verdicts(project: Project) -> None:
     assert "[gates] pytest: PASS in" in out.stdout
     assert "[live gates] cached" in out.stdout
     assert "[live_gates]" not in out.stdout, "no live gate should have run again"
-    assert "[live gates] cached" in newest_log(project)
+    assert "[live gates] cached" in project.newest_log()
 
 
 def test_live_gates_run_when_the_cache_is_off(project: Project) -> None:
@@ -521,7 +505,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(project: Project) -> None:
     readme_patch(project, "3", "changed\n")
     out = project.run("3", "Docs", *NO_GATES)
     assert_success(out)
-    log = newest_log(project)
+    log = project.newest_log()
     assert f"took over a stale lock left by a dead run (pid={dead.pid}" in log
     assert f"pid={dead.pid}" not in lock.read_text()
 
@@ -563,7 +547,7 @@ def add_audit(project: Project, code: int = 0) -> str:
 
 
 def audit_runs(project: Project) -> list[str]:
-    lines = newest_log(project).splitlines()
+    lines = project.newest_log().splitlines()
     return [line[line.index("AUDIT-RAN") :] for line in lines if "AUDIT-RAN" in line]
 
 
@@ -594,7 +578,7 @@ def test_missing_audit_script_is_skipped_with_a_log_line(project: Project) -> No
     out = project.run("3", "Docs", *NO_GATES)
     assert_success(out)
     assert "[audit]" not in out.stdout
-    assert "audit skipped: audit/audit_report.py does not exist" in newest_log(project)
+    assert "audit skipped: audit/audit_report.py does not exist" in project.newest_log()
 
 
 def test_audit_switched_off_does_not_run(project: Project) -> None:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import stat
 from pathlib import Path
 
-from testing.project import NO_GATES, Outcome, Project
+from testing.files import file_states
+from testing.project import NO_GATES, Project
 
 CALC = "src/democalc/calc.py"
 TESTS = "tests/test_calc.py"
-CACHES = frozenset({"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"})
 ADD_SUB = """
 p = Path("src/democalc/calc.py")
 p.write_text(p.read_text() + "\\n\\ndef sub(a: int, b: int) -> int:\\n    return a - b\\n")
@@ -29,49 +26,12 @@ SUB_TEST = (
 )
 
 
-def ws_dir(project: Project, issue: str) -> Path:
-    return project.patches / "workspaces" / f"issue_{issue}"
-
-
-def read_meta(project: Project, issue: str) -> dict[str, object]:
-    data = json.loads((ws_dir(project, issue) / "meta.json").read_text())
-    assert isinstance(data, dict)
-    return data
-
-
-def log_text(project: Project, out: Outcome) -> str:
-    return (project.live / out.line("LOG:").removeprefix("LOG: ")).read_text()
-
-
-def files_state(root: Path) -> dict[str, tuple[str, bytes]]:
-    """Every file under root but tool caches: kind+mode and bytes (the .git pointer included)."""
-    state = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in CACHES)
-        for name in filenames:
-            path = Path(dirpath, name)
-            rel = path.relative_to(root).as_posix()
-            if path.is_symlink():
-                state[rel] = ("link", os.readlink(path).encode())
-            else:
-                mode = "exec" if path.stat().st_mode & stat.S_IXUSR else "file"
-                state[rel] = (mode, path.read_bytes())
-    return state
-
-
 def throwaway_dirs(project: Project) -> list[str]:
     """Workspaces other than issue_<ID>: --test-mode and gate scratch directories."""
     root = project.patches / "workspaces"
     if not root.is_dir():
         return []
     return sorted(p.name for p in root.iterdir() if not p.name.startswith("issue_"))
-
-
-def worktrees(project: Project) -> list[str]:
-    listing = project.git("worktree", "list", "--porcelain")
-    return [
-        ln.removeprefix("worktree ") for ln in listing.splitlines() if ln.startswith("worktree")
-    ]
 
 
 def changed_in_head(project: Project) -> list[str]:
@@ -111,7 +71,7 @@ def test_finalize_live_commits_every_change_with_the_message_and_pushes(project:
     assert out.line("PUSH:") == "PUSH: OK"
     assert "def sub" in project.git("show", f"origin/main:{CALC}")
     assert (project.patches / "patched_success.zip").is_file()
-    assert "Finalize by hand" in log_text(project, out)
+    assert "Finalize by hand" in project.log_of(out)
 
 
 def test_finalize_live_commits_the_working_tree_not_the_staged_version(project: Project) -> None:
@@ -212,7 +172,7 @@ def kept_workspace(project: Project, issue: str, *extra: str) -> Path:
     project.patch(f"issue_{issue}.py", [CALC, TESTS], ADD_SUB)
     out = project.run(issue, "Add sub", "--disable-promotion", "-t", *extra, *NO_GATES)
     assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
-    repo = ws_dir(project, issue) / "repo"
+    repo = project.workspace_repo(issue)
     assert "def sub" in (repo / CALC).read_text()
     return repo
 
@@ -236,8 +196,8 @@ def test_finalize_workspace_lands_the_patch_and_the_hand_edit(project: Project) 
     assert "def test_sub" in (project.live / TESTS).read_text()
     assert "def test_sub" in project.git("show", f"origin/main:{TESTS}")
     assert project.status() == ""
-    assert not ws_dir(project, "8").exists()
-    assert worktrees(project) == [str(project.live)]
+    assert not project.workspace_dir("8").exists()
+    assert project.worktrees() == [str(project.live)]
 
 
 def test_finalize_workspace_of_a_missing_workspace_is_preflight_workspace(
@@ -315,8 +275,8 @@ def test_test_mode_runs_patch_and_gates_then_changes_nothing(project: Project) -
     assert not (project.patches / "successful").exists()
     assert list(project.patches.glob("*.zip")) == []
     assert throwaway_dirs(project) == []
-    assert not ws_dir(project, "16").exists()
-    assert worktrees(project) == [str(project.live)]
+    assert not project.workspace_dir("16").exists()
+    assert project.worktrees() == [str(project.live)]
     assert project.git("branch", "--list", "am_patch/*") == ""
 
 
@@ -334,7 +294,7 @@ def test_test_mode_gate_failure_exits_1_and_still_cleans_up(project: Project) ->
     assert not (project.patches / "unsuccessful").exists()
     assert list(project.patches.glob("*.zip")) == []
     assert throwaway_dirs(project) == []
-    assert worktrees(project) == [str(project.live)]
+    assert project.worktrees() == [str(project.live)]
     assert project.git("branch", "--list", "am_patch/*") == ""
 
 
@@ -346,7 +306,7 @@ def test_test_mode_patch_failure_still_cleans_up(project: Project) -> None:
     assert out.code == 1
     assert out.result_line == "RESULT: FAIL PATCH:EXEC", out.stdout + out.stderr
     assert throwaway_dirs(project) == []
-    assert worktrees(project) == [str(project.live)]
+    assert project.worktrees() == [str(project.live)]
     assert list(project.patches.glob("*.zip")) == []
 
 
@@ -354,8 +314,8 @@ def test_test_mode_never_touches_the_real_workspace_of_the_issue(project: Projec
     before = project.head()
     repo = kept_workspace(project, "19")
     (repo / "scratch.txt").write_text("hand-made, untracked\n")
-    wdir = ws_dir(project, "19")
-    files_before = files_state(wdir)
+    wdir = project.workspace_dir("19")
+    files_before = file_states(wdir)
     meta_before = (wdir / "meta.json").read_bytes()
     branch_before = project.git("rev-parse", "am_patch/issue_19")
     status_before = project.git("status", "--porcelain", cwd=repo)
@@ -365,13 +325,13 @@ def test_test_mode_never_touches_the_real_workspace_of_the_issue(project: Projec
 
     assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
     assert (wdir / "meta.json").read_bytes() == meta_before
-    assert files_state(wdir) == files_before
+    assert file_states(wdir) == files_before
     assert project.git("rev-parse", "am_patch/issue_19") == branch_before
     assert project.git("status", "--porcelain", cwd=repo) == status_before
     assert "def mul" not in (repo / CALC).read_text()
     assert project.head() == before
     assert throwaway_dirs(project) == []
-    assert worktrees(project) == [str(project.live), str(repo)]
+    assert project.worktrees() == [str(project.live), str(repo)]
 
 
 # --- --disable-promotion ------------------------------------------------------------------------
@@ -392,8 +352,8 @@ def test_disable_promotion_runs_gates_changes_nothing_and_keeps_the_workspace(
     assert project.origin_head() == before
     assert "def sub" not in (project.live / CALC).read_text()
     assert project.status() == ""
-    assert "def sub" in (ws_dir(project, "20") / "repo" / CALC).read_text()
-    assert read_meta(project, "20")["message"] == "Add sub"
+    assert "def sub" in (project.workspace_repo("20") / CALC).read_text()
+    assert project.meta("20")["message"] == "Add sub"
 
 
 def test_disable_promotion_gate_failure_is_reported(project: Project) -> None:
@@ -471,7 +431,7 @@ def test_rerun_latest_without_archive_of_that_issue_is_patch_path(project: Proje
     assert out.result_line == "RESULT: FAIL PREFLIGHT:PATCH_PATH", out.stdout + out.stderr
     assert "issue 3" in out.line("REASON:")
     assert project.head() == before
-    assert not ws_dir(project, "3").exists()
+    assert not project.workspace_dir("3").exists()
 
 
 # --- workspace controls: -k, --soft-reset-workspace, -W -----------------------------------------
@@ -483,9 +443,9 @@ def test_keep_workspace_keeps_it_after_success(project: Project) -> None:
     out = project.run("30", "Add sub", "-k", *NO_GATES)
 
     assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
-    repo = ws_dir(project, "30") / "repo"
+    repo = project.workspace_repo("30")
     assert "def sub" in (repo / CALC).read_text()
-    assert str(repo) in worktrees(project)
+    assert str(repo) in project.worktrees()
     assert project.origin_head() == project.head()
 
 
@@ -520,7 +480,7 @@ def test_without_soft_reset_the_workspace_state_is_reused(project: Project) -> N
 def test_update_workspace_moves_the_base_to_live_main(project: Project) -> None:
     old_base = project.head()
     repo = kept_workspace(project, "33")
-    assert read_meta(project, "33")["base"] == old_base
+    assert project.meta("33")["base"] == old_base
     project.write("CHANGELOG.md", "news\n")
     new_main = project.commit_all("Live moves on")
 
@@ -528,7 +488,7 @@ def test_update_workspace_moves_the_base_to_live_main(project: Project) -> None:
     out = project.run("33", "Add sub", "-W", "--disable-promotion", *NO_GATES)
 
     assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
-    assert read_meta(project, "33")["base"] == new_main
+    assert project.meta("33")["base"] == new_main
     assert project.git("rev-parse", "am_patch/issue_33") == new_main
     assert (repo / "CHANGELOG.md").read_text() == "news\n"
     assert (repo / CALC).read_text().count("def sub") == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -28,18 +27,10 @@ def _error(code: str, func: object, *args: object, **kwargs: object) -> RunnerEr
     return info.value
 
 
-def _state(project: Project) -> tuple[str, str, str, str, str]:
+def _state(project: Project) -> tuple[str, ...]:
     """Live repo state bad input must not change (patches/ itself is am-patch's own area)."""
-    status = "\n".join(
-        line for line in project.status().splitlines() if not line[3:].startswith("patches/")
-    )
-    return (
-        project.head(),
-        project.origin_head(),
-        status,
-        project.git("for-each-ref", "--format=%(refname) %(objectname)"),
-        project.git("worktree", "list", "--porcelain"),
-    )
+    state = project.repo_state(include_patches=False)
+    return (*state, project.git("worktree", "list", "--porcelain"))
 
 
 def _assert_fails(project: Project, code: str, *args: str) -> str:
@@ -51,7 +42,7 @@ def _assert_fails(project: Project, code: str, *args: str) -> str:
     assert "Traceback" not in out.stderr
     assert _state(project) == before
     issue = args[0]
-    assert not (project.patches / "workspaces" / f"issue_{issue}").exists()
+    assert not project.workspace_dir(issue).exists()
     return out.line("REASON:")
 
 
@@ -489,7 +480,7 @@ def test_run_normalises_and_deduplicates_files(project: Project) -> None:
     files = [line.strip() for line in out.stdout.splitlines() if line.startswith("  ")]
     assert files == [f"M {CALC}"]
     assert project.git("diff", "--name-only", before, "main") == CALC
-    meta = json.loads((project.patches / "workspaces/issue_19/meta.json").read_text())
+    meta = project.meta("19")
     assert meta["files"] == [CALC]
 
 

@@ -19,10 +19,6 @@ p.write_text(p.read_text() + "\\n\\ndef sub(a: int, b: int) -> int:\\n    return
 UNDECLARED = APPEND_SUB + 'Path("stray.txt").write_text("stray\\n")\n'
 
 
-def log_path(project: Project, out: Outcome) -> Path:
-    return project.live / out.line("LOG:").removeprefix("LOG: ")
-
-
 def zip_contents(data: bytes) -> dict[str, bytes]:
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         return {name: zf.read(name) for name in zf.namelist() if not name.endswith("/")}
@@ -47,7 +43,7 @@ def test_success_summary_exit_code_log_and_json(project: Project) -> None:
     assert "PUSH: OK" in block
     assert "  M src/democalc/calc.py" in block
 
-    log = log_path(project, out)
+    log = project.log_path(out)
     assert log.parent == project.patches / "logs" and log.suffix == ".log"
     text = log.read_text()
     assert "patch_timeout_s = 77  # override" in text
@@ -86,8 +82,8 @@ def test_failure_summary_exit_code_json_and_newest_log_link(project: Project) ->
     assert "COMMIT: -" in block
     assert any(line.startswith("PUSH: ") for line in block)
     assert any(line.startswith("REASON: ") for line in block)
-    log = log_path(project, out)
-    assert log != log_path(project, first)
+    log = project.log_path(out)
+    assert log != project.log_path(first)
     assert "failure fingerprint: SCOPE:NOOP" in log.read_text()
     data = json.loads(log.with_suffix(".json").read_text())
     assert data["result"] == "RESULT: FAIL SCOPE:NOOP"
@@ -138,7 +134,7 @@ def test_failure_zips_hold_the_log_and_the_files_as_the_patch_left_them(
     ]
     assert "ARCHIVE: patches/patched_issue66_v02.zip" in outs[1].stdout
     contents = zip_contents((project.patches / "patched_issue66_v02.zip").read_bytes())
-    log = log_path(project, outs[1])
+    log = project.log_path(outs[1])
     assert contents[f"logs/{log.name}"].decode().count("changed but not in FILES") >= 1
     assert "def sub" in contents[CALC].decode(), "the zip must hold the patched file"
     assert contents["stray.txt"] == b"stray\n"
@@ -213,7 +209,7 @@ def test_origin_ahead_fails_preflight_and_u_skips_the_check(project: Project) ->
     assert out.result_line == "RESULT: FAIL PREFLIGHT:ORIGIN_AHEAD"
     assert out.code == 1
     assert project.head() == before
-    assert not (project.patches / "workspaces" / "issue_70").exists()
+    assert not project.workspace_dir("70").exists()
 
     project.patch("issue_70.py", [CALC], APPEND_SUB)
     out = project.run("70", "Add sub", "-u", *NO_GATES)
@@ -239,7 +235,7 @@ def test_preflight_git_refuses_another_branch_and_a_detached_head(project: Proje
 
     assert project.head() == project.origin_head() == before
     assert project.git("rev-parse", "HEAD") == before
-    assert not (project.patches / "workspaces" / "issue_71").exists()
+    assert not project.workspace_dir("71").exists()
 
 
 def test_failure_zip_after_a_patch_crash_holds_what_the_patch_left(project: Project) -> None:
@@ -254,8 +250,7 @@ def test_failure_zip_after_a_patch_crash_holds_what_the_patch_left(project: Proj
     zip_path = project.patches / "patched_issue72_v01.zip"
     contents = zip_contents(zip_path.read_bytes()) if zip_path.is_file() else {}
     assert contents.get(CALC) == b"half done\n", (
-        "PRODUCT BUG (pipeline.py WorkspaceRun.execute/_archived_files): after PATCH:EXEC nothing "
-        "is snapshotted before the rollback, so no failure zip holds the files as the patch left "
-        "them (SPEC 'Files on disk': the log plus the changed/touched files)"
+        "after PATCH:EXEC the failure zip must hold the files as the patch left them, "
+        "snapshotted before the rollback (SPEC 'Files on disk')"
     )
-    assert f"logs/{log_path(project, out).name}" in contents
+    assert f"logs/{project.log_path(out).name}" in contents

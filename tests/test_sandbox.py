@@ -10,13 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from testing.project import NO_GATES, Outcome, Project
+from testing.project import NO_GATES, Project
 
 CALC = "src/democalc/calc.py"
-
-
-def explain(out: Outcome) -> str:
-    return out.stdout + out.stderr
 
 
 def live_files(project: Project) -> dict[str, bytes]:
@@ -30,29 +26,62 @@ def live_files(project: Project) -> dict[str, bytes]:
     return files
 
 
-def live_snapshot(project: Project) -> tuple[str, str, str, dict[str, bytes], bytes]:
+LiveSnapshot = tuple[str, str, str, dict[str, bytes], bytes]
+
+
+def live_snapshot(project: Project) -> LiveSnapshot:
     config = (project.live / ".git" / "config").read_bytes()
     return project.head(), project.origin_head(), project.status(), live_files(project), config
 
 
-def newest_log(project: Project) -> str:
+def checked_newest_log(project: Project) -> str:
+    """The newest log, once am_patch.log is seen to be a link to it."""
     link = project.patches / "am_patch.log"
     assert link.is_symlink()
     newest = max((project.patches / "logs").glob("*.log"), key=lambda p: p.stat().st_mtime_ns)
     assert link.resolve() == newest.resolve()
-    return newest.read_text()
+    return project.newest_log()
 
 
-def workspace_file(project: Project, issue: str, rel: str) -> Path:
-    return project.patches / "workspaces" / f"issue_{issue}" / "repo" / rel
+def sandbox_failure_reason(project: Project, issue: str, message: str, bwrap: str) -> str:
+    """Run a patch rewriting calc.py with bwrap as the jail's program; expect PREFLIGHT:SANDBOX
+    and live as it was. The REASON line."""
+    before = live_snapshot(project)
+    project.patch(f"issue_{issue}.py", [CALC], f'Path("{CALC}").write_text("x = 1\\n")\n')
+    out = project.run(issue, message, "--override", f"bwrap={bwrap}", *NO_GATES)
+    assert out.code == 1, out.output
+    assert out.result_line == "RESULT: FAIL PREFLIGHT:SANDBOX"
+    assert live_snapshot(project) == before
+    return out.line("REASON:")
+
+
+def half_done_patch(project: Project, issue: str, then: str) -> tuple[str, LiveSnapshot]:
+    """Write patches/issue_<issue>.py: it half-writes calc.py and adds stray.txt before running
+    the code in then. Returns calc.py's text and the live snapshot from before."""
+    original = (project.live / CALC).read_text()
+    before = live_snapshot(project)
+    project.patch(
+        f"issue_{issue}.py",
+        [CALC],
+        f'Path({CALC!r}).write_text("half done\\n")\nPath("stray.txt").write_text("stray\\n")\n'
+        + then,
+    )
+    return original, before
+
+
+def assert_rolled_back(project: Project, issue: str, before: LiveSnapshot, calc: str) -> None:
+    """Live is as it was, the workspace's calc.py reads calc again and its stray.txt is gone."""
+    assert live_snapshot(project) == before
+    assert (project.workspace_repo(issue) / CALC).read_text() == calc
+    assert not (project.workspace_repo(issue) / "stray.txt").exists()
 
 
 def test_the_summary_and_the_log_say_which_sandbox_ran(project: Project) -> None:
     project.patch("issue_60.py", ["README.md"], 'Path("README.md").write_text("# hi\\n")\n')
     out = project.run("60", "Sandboxed", *NO_GATES)
-    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    assert out.result_line == "RESULT: SUCCESS", out.output
     assert "bubblewrap" in out.line("SANDBOX:")
-    log = newest_log(project)
+    log = checked_newest_log(project)
     assert "SANDBOX: bubblewrap" in log
     bwrap_line = next(line for line in log.splitlines() if "--unshare-all" in line)
     for flag in ("--clearenv", "--die-with-parent", "--new-session", "--ro-bind /usr /usr"):
@@ -63,27 +92,15 @@ def test_the_summary_and_the_log_say_which_sandbox_ran(project: Project) -> None
 
 
 def test_a_missing_bwrap_fails_preflight_sandbox_and_changes_nothing(project: Project) -> None:
-    before = live_snapshot(project)
-    project.patch("issue_61.py", [CALC], f'Path("{CALC}").write_text("x = 1\\n")\n')
-    out = project.run("61", "No bwrap", "--override", "bwrap=/nonexistent/bwrap", *NO_GATES)
-    assert out.code == 1, explain(out)
-    assert out.result_line == "RESULT: FAIL PREFLIGHT:SANDBOX"
-    reason = out.line("REASON:")
+    reason = sandbox_failure_reason(project, "61", "No bwrap", "/nonexistent/bwrap")
     assert "bubblewrap" in reason and "/nonexistent/bwrap" in reason
-    assert live_snapshot(project) == before
-    ws_calc = workspace_file(project, "61", CALC)
+    ws_calc = project.workspace_repo("61") / CALC
     assert not ws_calc.exists() or ws_calc.read_text() != "x = 1\n"
 
 
 def test_a_bwrap_that_cannot_build_the_jail_fails_preflight_sandbox(project: Project) -> None:
-    before = live_snapshot(project)
-    project.patch("issue_62.py", [CALC], f'Path("{CALC}").write_text("x = 1\\n")\n')
-    out = project.run("62", "Broken bwrap", "--override", "bwrap=/bin/false", *NO_GATES)
-    assert out.code == 1, explain(out)
-    assert out.result_line == "RESULT: FAIL PREFLIGHT:SANDBOX"
-    assert "sandbox" in out.line("REASON:")
-    assert live_snapshot(project) == before
-    assert workspace_file(project, "62", CALC).read_text() != "x = 1\n"
+    assert "sandbox" in sandbox_failure_reason(project, "62", "Broken bwrap", "/bin/false")
+    assert (project.workspace_repo("62") / CALC).read_text() != "x = 1\n"
 
 
 def test_unsafe_no_sandbox_runs_unjailed_and_says_so_loudly(
@@ -99,12 +116,12 @@ def test_unsafe_no_sandbox_runs_unjailed_and_says_so_loudly(
         """,
     )
     out = project.run("63", "Unjailed", "--unsafe-no-sandbox", *NO_GATES)
-    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    assert out.result_line == "RESULT: SUCCESS", out.output
     assert outside.read_text() == "no jail"  # the script reached outside the workspace
     warning = next(line for line in out.stdout.splitlines() if "SANDBOX DISABLED" in line)
     assert "WARNING" in warning
     assert "bubblewrap" not in out.line("SANDBOX:")
-    log = newest_log(project)
+    log = checked_newest_log(project)
     assert "WARNING" in log and "SANDBOX DISABLED" in log
 
 
@@ -122,7 +139,7 @@ def test_the_same_write_outside_is_contained_by_the_jail(project: Project, tmp_p
         """,
     )
     out = project.run("64", "Jailed", *NO_GATES)
-    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    assert out.result_line == "RESULT: SUCCESS", out.output
     assert not outside.exists()
 
 
@@ -141,49 +158,23 @@ def _processes_running(needle: str) -> list[str]:
 
 
 def test_a_patch_over_its_time_limit_fails_and_is_rolled_back(project: Project) -> None:
-    original = (project.live / CALC).read_text()
-    before = live_snapshot(project)
-    project.patch(
-        "issue_65.py",
-        [CALC],
-        f"""
-        import time
-
-        Path({CALC!r}).write_text("half done\\n")
-        Path("stray.txt").write_text("stray\\n")
-        time.sleep(120)
-        """,
-    )
+    original, before = half_done_patch(project, "65", "import time\n\ntime.sleep(120)\n")
     start = time.monotonic()
     out = project.run("65", "Too slow", "--override", "patch_timeout_s=2", *NO_GATES)
     assert time.monotonic() - start < 60
-    assert out.code == 1, explain(out)
+    assert out.code == 1, out.output
     assert out.result_line == "RESULT: FAIL PATCH:TIMEOUT"
-    assert live_snapshot(project) == before
-    assert workspace_file(project, "65", CALC).read_text() == original
-    assert not workspace_file(project, "65", "stray.txt").exists()
+    assert_rolled_back(project, "65", before, original)
     assert _processes_running("issue_65.py") == []
 
 
 def test_a_patch_that_raises_fails_patch_exec_and_is_rolled_back(project: Project) -> None:
-    original = (project.live / CALC).read_text()
-    before = live_snapshot(project)
-    project.patch(
-        "issue_66.py",
-        [CALC],
-        f"""
-        Path({CALC!r}).write_text("half done\\n")
-        Path("stray.txt").write_text("stray\\n")
-        raise RuntimeError("boom-7c1e")
-        """,
-    )
+    original, before = half_done_patch(project, "66", 'raise RuntimeError("boom-7c1e")\n')
     out = project.run("66", "Raises", *NO_GATES)
-    assert out.code == 1, explain(out)
+    assert out.code == 1, out.output
     assert out.result_line == "RESULT: FAIL PATCH:EXEC"
     assert "boom-7c1e" in out.stdout
-    assert live_snapshot(project) == before
-    assert workspace_file(project, "66", CALC).read_text() == original
-    assert not workspace_file(project, "66", "stray.txt").exists()
+    assert_rolled_back(project, "66", before, original)
 
 
 def test_a_background_process_of_the_patch_dies_with_it(project: Project) -> None:
@@ -204,8 +195,8 @@ def test_a_background_process_of_the_patch_dies_with_it(project: Project) -> Non
         """,
     )
     out = project.run("67", "Daemonize", "-k", *NO_GATES)
-    assert out.result_line == "RESULT: SUCCESS", explain(out)
-    late = workspace_file(project, "67", "late.txt")
+    assert out.result_line == "RESULT: SUCCESS", out.output
+    late = project.workspace_repo("67") / "late.txt"
     assert late.parent.is_dir()
     time.sleep(3)
     assert not late.exists()
@@ -229,7 +220,7 @@ def test_the_environment_inside_the_jail_is_minimal(
         """,
     )
     out = project.run("68", "Dump env", *NO_GATES)
-    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    assert out.result_line == "RESULT: SUCCESS", out.output
     env = json.loads((project.live / "ENV.json").read_text())
     assert [k for k in env if k.startswith("GIT_")] == []
     assert "AM_SECRET" not in env and "SSH_AUTH_SOCK" not in env
@@ -256,7 +247,7 @@ def test_tmp_inside_the_jail_is_private(project: Project) -> None:
         """,
     )
     out = project.run("69", "Write /tmp", *NO_GATES)
-    assert out.result_line == "RESULT: SUCCESS", explain(out)
+    assert out.result_line == "RESULT: SUCCESS", out.output
     assert not Path(f"/tmp/{name}").exists()
     assert not Path(f"/tmp/{name}.2").exists()
     assert not Path(f"/dev/shm/{name}").exists()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import stat
 from pathlib import Path
 
 import pytest
 
+from testing.files import file_states
 from testing.project import NO_GATES, Outcome, Project
 
 CALC = "src/democalc/calc.py"
@@ -17,56 +15,13 @@ APPEND_SUB = """
 p = Path("src/democalc/calc.py")
 p.write_text(p.read_text() + "\\n\\ndef sub(a: int, b: int) -> int:\\n    return a - b\\n")
 """
-CACHES = frozenset({"__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"})
-
-
-def ws_dir(project: Project, issue: str) -> Path:
-    return project.patches / "workspaces" / f"issue_{issue}"
-
-
-def read_meta(project: Project, issue: str) -> dict[str, object]:
-    data = json.loads((ws_dir(project, issue) / "meta.json").read_text())
-    assert isinstance(data, dict)
-    return data
-
-
-def log_text(project: Project, out: Outcome) -> str:
-    return (project.live / out.line("LOG:").removeprefix("LOG: ")).read_text()
 
 
 def rollback_note(project: Project, out: Outcome) -> str:
     """The log's [rollback] line: what happened to the workspace."""
-    notes = [line for line in log_text(project, out).splitlines() if "[rollback]" in line]
+    notes = [line for line in project.log_of(out).splitlines() if "[rollback]" in line]
     assert len(notes) == 1, notes
     return notes[0]
-
-
-def worktrees(project: Project) -> list[str]:
-    """The worktree paths git knows of, the live repo first."""
-    listing = project.git("worktree", "list", "--porcelain")
-    return [
-        line.removeprefix("worktree ")
-        for line in listing.splitlines()
-        if line.startswith("worktree ")
-    ]
-
-
-def tree_state(root: Path) -> dict[str, tuple[str, bytes]]:
-    """Every file under root (but the .git pointer and tool caches): kind+mode and bytes."""
-    state = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in CACHES]
-        for name in filenames:
-            path = Path(dirpath, name)
-            rel = path.relative_to(root).as_posix()
-            if rel == ".git":
-                continue
-            if path.is_symlink():
-                state[rel] = ("link", os.readlink(path).encode())
-            else:
-                mode = "exec" if path.stat().st_mode & stat.S_IXUSR else "file"
-                state[rel] = (mode, path.read_bytes())
-    return state
 
 
 def test_workspace_is_a_worktree_on_its_issue_branch_with_meta(project: Project) -> None:
@@ -76,13 +31,13 @@ def test_workspace_is_a_worktree_on_its_issue_branch_with_meta(project: Project)
     out = project.run("21", "Add sub", "-k", *NO_GATES)
     assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
 
-    repo = ws_dir(project, "21") / "repo"
+    repo = project.workspace_repo("21")
     assert repo.is_dir(), "-k must keep the workspace"
-    assert str(repo) in worktrees(project)
+    assert str(repo) in project.worktrees()
     assert project.git("rev-parse", "--abbrev-ref", "HEAD", cwd=repo) == "am_patch/issue_21"
     assert project.git("rev-parse", "am_patch/issue_21") == project.head()
     assert project.git("status", "--porcelain", cwd=repo) == ""
-    meta = read_meta(project, "21")
+    meta = project.meta("21")
     assert meta["base"] == base
     assert meta["attempt"] == 1
     assert meta["message"] == "Add sub"
@@ -95,8 +50,8 @@ def test_workspace_is_deleted_after_success(project: Project) -> None:
     out = project.run("22", "Add sub", *NO_GATES)
     assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
 
-    assert not ws_dir(project, "22").exists()
-    assert worktrees(project) == [str(project.live)]
+    assert not project.workspace_dir("22").exists()
+    assert project.worktrees() == [str(project.live)]
     assert project.git("branch", "--list", "am_patch/*") == ""
 
 
@@ -106,8 +61,8 @@ def test_rerun_reuses_the_workspace_and_keeps_its_base(project: Project) -> None
     project.patch("issue_23.py", [CALC], failing)
     out = project.run("23", "First try", *NO_GATES)
     assert out.result_line == "RESULT: FAIL SCOPE:UNDECLARED"
-    repo = ws_dir(project, "23") / "repo"
-    assert read_meta(project, "23")["attempt"] == 1
+    repo = project.workspace_repo("23")
+    assert project.meta("23")["attempt"] == 1
     marker = repo / "__pycache__" / "marker"  # ignored: survives rollback, not a re-creation
     marker.parent.mkdir()
     marker.write_text("still here")
@@ -119,7 +74,7 @@ def test_rerun_reuses_the_workspace_and_keeps_its_base(project: Project) -> None
     project.patch("issue_23.py", [CALC], failing)
     out = project.run("23", "Second try", *NO_GATES)
     assert out.result_line == "RESULT: FAIL SCOPE:UNDECLARED"
-    meta = read_meta(project, "23")
+    meta = project.meta("23")
     assert meta["attempt"] == 2
     assert meta["base"] == base, "a rerun must keep the workspace base"
     assert meta["message"] == "Second try"
@@ -132,15 +87,15 @@ def test_stale_worktree_entry_is_cleaned(project: Project) -> None:
     project.patch("issue_24.py", [CALC], "raise SystemExit(1)\n")
     out = project.run("24", "Fails", *NO_GATES)
     assert out.result_line == "RESULT: FAIL PATCH:EXEC"
-    repo = ws_dir(project, "24") / "repo"
-    shutil.rmtree(ws_dir(project, "24"))
-    assert str(repo) in worktrees(project), "git should still list the deleted worktree"
+    repo = project.workspace_repo("24")
+    shutil.rmtree(project.workspace_dir("24"))
+    assert str(repo) in project.worktrees(), "git should still list the deleted worktree"
 
     project.patch("issue_24.py", [CALC], APPEND_SUB)
     out = project.run("24", "Add sub", *NO_GATES)
     assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
     assert "def sub" in (project.live / CALC).read_text()
-    assert worktrees(project) == [str(project.live)]
+    assert project.worktrees() == [str(project.live)]
 
 
 def test_patches_dir_is_excluded_and_live_status_stays_clean(project: Project) -> None:
@@ -154,7 +109,7 @@ def test_patches_dir_is_excluded_and_live_status_stays_clean(project: Project) -
     exclude = (project.live / ".git" / "info" / "exclude").read_text().splitlines()
     assert "/patches/" in exclude
     assert (project.patches / "unsuccessful" / "issue_25.py").is_file()
-    assert (project.patches / "workspaces" / "issue_25" / "meta.json").is_file()
+    assert (project.workspace_dir("25") / "meta.json").is_file()
     assert project.status() == ""
     assert project.git("show", "--stat", "--format=", "HEAD").count("|") == 1
 
@@ -183,7 +138,7 @@ def prepare_used_workspace(project: Project, issue: str) -> Path:
     project.patch(f"issue_{issue}.py", DECLARED, "raise SystemExit(1)\n")
     out = project.run(issue, "Setup", *NO_GATES)
     assert out.result_line == "RESULT: FAIL PATCH:EXEC"
-    repo = ws_dir(project, issue) / "repo"
+    repo = project.workspace_repo(issue)
     (repo / "README.md").write_text("# edited by hand in the workspace\n")
     (repo / "notes").mkdir()
     (repo / "notes/user.txt").write_text("my notes\n")
@@ -195,18 +150,20 @@ def prepare_used_workspace(project: Project, issue: str) -> Path:
 @pytest.mark.parametrize("failure", sorted(FAILURES))
 def test_failure_rolls_the_workspace_back_exactly(project: Project, failure: str) -> None:
     repo = prepare_used_workspace(project, "31")
-    base = read_meta(project, "31")["base"]
-    before = tree_state(repo)
+    base = project.meta("31")["base"]
+    before = file_states(repo, skip_git_pointer=True)
     assert before["notes/run.sh"][0] == "exec"
     body, options = FAILURES[failure]
     project.patch("issue_31.py", DECLARED, body)
 
     out = project.run("31", "Vandalise", *options)
     assert out.result_line == f"RESULT: FAIL {failure}", out.stdout + out.stderr
-    assert tree_state(repo) == before, "the workspace is not byte-for-byte its pre-patch state"
+    assert file_states(repo, skip_git_pointer=True) == before, (
+        "the workspace is not byte-for-byte its pre-patch state"
+    )
     assert not (repo / "src/democalc/extra.py").exists()
     assert "restored" in rollback_note(project, out)
-    assert read_meta(project, "31")["base"] == base
+    assert project.meta("31")["base"] == base
     assert project.git("rev-parse", "am_patch/issue_31") == base
     assert project.head() == base
 
