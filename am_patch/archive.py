@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import shutil
 import zipfile
@@ -30,6 +32,7 @@ def file_input(patch: Path, dest_dir: Path) -> Path:
         n += 1
         target = dest_dir / f"{patch.stem}_v{n}{patch.suffix}"
     shutil.move(str(patch), str(target))
+    os.utime(target)  # filed now: -l picks the newest by this time, not the input's own
     log.info("patch input filed as %s", target)
     return target
 
@@ -83,15 +86,20 @@ def success_zip(live_root: Path, patches_dir: Path) -> Path:
 
 
 def latest_input(patches_dir: Path, issue_id: str) -> Path:
-    """For -l: the newest archived input of exactly this issue (issue_3, never issue_37)."""
+    """For -l: the newest archived input of exactly this issue (issue_3, never issue_37).
+
+    Inputs named issue_<ID>.* are found by name; any other name through the run records
+    (logs/*.json), which remember where each run filed its input.
+    """
     pattern = re.compile(rf"issue_{re.escape(issue_id)}(_v\d+)?\.(py|patch|diff|zip)")
-    found = [
+    found = {
         p
         for sub in ("successful", "unsuccessful")
         if (patches_dir / sub).is_dir()
         for p in (patches_dir / sub).iterdir()
         if p.is_file() and pattern.fullmatch(p.name)
-    ]
+    }
+    found.update(_recorded_inputs(patches_dir, issue_id))
     if not found:
         raise RunnerError(
             Stage.PREFLIGHT,
@@ -100,3 +108,20 @@ def latest_input(patches_dir: Path, issue_id: str) -> Path:
             "or patches/unsuccessful",
         )
     return max(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+def _recorded_inputs(patches_dir: Path, issue_id: str) -> set[Path]:
+    found = set()
+    for record in (patches_dir / "logs").glob("*.json"):
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or data.get("issue_id") != issue_id:
+            continue
+        filed = data.get("archived_input")
+        if isinstance(filed, str):
+            path = patches_dir.parent / filed
+            if path.is_file() and path.parent.parent == patches_dir:
+                found.add(path)
+    return found

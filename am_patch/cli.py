@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply a patch in a sandboxed workspace, check scope, run the gates, and "
         "fast-forward main to exactly the tested commit.",
         add_help=False,
+        epilog="config keys (am_patch.toml, [tool.am_patch], --override KEY=VALUE): "
+        + ", ".join(config.key_names()),
     )
     parser.add_argument("positional", nargs="*", metavar="ISSUE_ID MESSAGE [PATCH]")
     info = parser.add_argument_group("Help")
@@ -308,7 +310,7 @@ def parse_request(args: argparse.Namespace) -> pipeline.Request:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_intermixed_args(argv)
         if args.help:
             print(short_help())
             return EXIT_OK
@@ -381,16 +383,18 @@ def _run(live: Repo, args: argparse.Namespace, request: pipeline.Request) -> int
             summary.code, summary.reason = exc.code, exc.message
             log.info("failure fingerprint: %s %s", exc.code, exc.message)
         except KeyboardInterrupt:
-            summary.code, summary.reason = "INTERNAL:INTERRUPTED", "interrupted by Ctrl-C"
-            runlog.write_summary(summary)
-            print("am-patch: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            stopped = RunnerError(Stage.INTERNAL, Category.INTERRUPTED, "interrupted by Ctrl-C")
+            summary.code, summary.reason = stopped.code, stopped.message
+            run = None  # an interrupted run files nothing away: its input stays in patches/
         except Exception as exc:
             log.info("unexpected error:\n%s", traceback.format_exc())
             bug = RunnerError(Stage.INTERNAL, Category.BUG, f"{type(exc).__name__}: {exc}")
             summary.code, summary.reason = bug.code, bug.message + " (a bug; see the log)"
-        runlog.write_summary(summary)
+        runlog.log_summary(summary)  # before archiving: the failure zip carries the whole log
         if run is not None:
             run.archive()
+        runlog.write_json(summary)
     print_summary(summary)
+    if summary.code == f"{Stage.INTERNAL}:{Category.INTERRUPTED}":
+        return EXIT_INTERRUPTED
     return EXIT_OK if summary.success else EXIT_FAIL

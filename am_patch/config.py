@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import shlex
 import tomllib
 import types
@@ -128,6 +129,17 @@ def _config_error(key: str, why: str) -> RunnerError:
     return RunnerError(Stage.PREFLIGHT, Category.CONFIG, f"config key '{key}': {why}")
 
 
+def _unknown_key(key: str) -> str:
+    close = difflib.get_close_matches(key, _SCALAR_KEYS, n=1)
+    guess = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown key{guess} (am-patch -H lists every key)"
+
+
+def key_names() -> tuple[str, ...]:
+    """Every config key, gate keys as gates.<name>.<field>."""
+    return (*_SCALAR_KEYS, *(f"gates.<name>.{k}" for k in _GATE_KEYS))
+
+
 def _type_name(hint: Any) -> str:
     if typing.get_origin(hint) is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
@@ -177,6 +189,11 @@ def _parse_text(key: str, hint: Any, text: str) -> Any:
                 return tomllib.loads(f"v = {stripped}")["v"]
             except tomllib.TOMLDecodeError:
                 raise _config_error(key, f"not a TOML list: {text!r}") from None
+        if key.rpartition(".")[2] == "command":  # an argv: a comma may be part of an argument
+            try:
+                return shlex.split(stripped)
+            except ValueError as exc:
+                raise _config_error(key, f"not a command line ({exc}): {text!r}") from None
         return [part.strip() for part in stripped.split(",") if part.strip()]
     if typing.get_origin(hint) is Literal:
         return text.strip()
@@ -194,7 +211,7 @@ class _Builder:
             self._set_gate(key, value, source)
             return
         if key not in _SCALAR_KEYS:
-            raise _config_error(key, "unknown key (am-patch -H lists the keys)")
+            raise _config_error(key, _unknown_key(key))
         self.values[key] = _check(key, _HINTS[key], value)
         self.sources[key] = source
 
@@ -209,7 +226,7 @@ class _Builder:
                 raise _config_error(key, f"expected gates.<name>.<{'|'.join(_GATE_KEYS)}>")
             return _GATE_HINTS[parts[2]]
         if key not in _SCALAR_KEYS:
-            raise _config_error(key, "unknown key (am-patch -H lists the keys)")
+            raise _config_error(key, _unknown_key(key))
         return _HINTS[key]
 
     def _set_gate(self, key: str, value: Any, source: str) -> None:

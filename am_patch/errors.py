@@ -39,6 +39,7 @@ class Category(StrEnum):
     LIVE_DIRTY = "LIVE_DIRTY"
     FAILED = "FAILED"
     BUG = "BUG"
+    INTERRUPTED = "INTERRUPTED"  # Ctrl-C (exit 130); not in SPEC's table, see README
 
 
 class RunnerError(Exception):

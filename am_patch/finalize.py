@@ -41,7 +41,14 @@ def workspace(run: Run, branch: str) -> None:
         f"[workspace] finalizing {ws.repo_dir.relative_to(run.live.root)} "
         f"(base {ws.meta.base[:12]}): {len(report.changes)} change(s)"
     )
+    if run.config.test_mode:  # gate a scratch export: test mode never touches a real workspace
+        run.gate_tree(snap.tree, report.touched, Stage.GATES)
+        promote.say_skipped(run, "")
+        return
     final = run.gate_workspace(ws, report.touched, snap.tree)
+    if run.config.disable_promotion:
+        promote.say_skipped(run, "the workspace keeps the change")
+        return
     promote.promote_workspace(run, ws, final, branch, ws.meta.message, ws.meta.files)
 
 
@@ -69,11 +76,16 @@ def live_tree(run: Run, branch: str) -> None:
         )
     say(f"[finalize] {len(changes)} live change(s) to gate and commit")
     gated = run.gate_tree(snap.tree, paths, Stage.GATES)
+    if run.config.test_mode or run.config.disable_promotion:
+        if gated != snap.tree:
+            say("[finalize] the formatter would change some files; they are left as they are")
+        promote.say_skipped(run, "your live edits stay uncommitted")
+        return
     commit = run.live.commit(gated, [head], run.request.message)
     if gated != snap.tree:
         say("[finalize] the formatter changed some files; the live files get its version")
-    _land_in_place(run, branch, head, commit, paths, snap)
-    audit.run(run.live, run.config)
+    _land_in_place(run, branch, head, commit, snap)
+    audit.run(run.live, run.config, run.summary.push)
 
 
 def _land_in_place(
@@ -81,10 +93,16 @@ def _land_in_place(
     branch: str,
     head: CommitOid,
     commit: CommitOid,
-    paths: tuple[str, ...],
     snap: Snapshot,
 ) -> None:
-    """The changes already are in the working tree: move the ref, sync the index, push."""
+    """The changes already are in the working tree: move the ref, sync the index, push.
+
+    The commit's paths are the live changes plus any file a formatter rewrote (with -r, also
+    files beyond the changed ones); each must still be as the run read it.
+    """
+    paths: list[str] = [
+        c.path for c in run.live.diff_trees(run.live.tree_of(head), run.live.tree_of(commit))
+    ]
     now = run.live.snapshot(tracked_in=head, write=False).entries
     changed_meanwhile = [p for p in paths if now.get(p) != snap.entries.get(p)]
     if changed_meanwhile:
@@ -99,7 +117,7 @@ def _land_in_place(
             Category.LIVE_CHANGED,
             f"{branch} moved during the run; nothing was committed",
         )
-    run.live.checkout_paths(commit, list(paths), force=True)
+    run.live.checkout_paths(commit, paths, force=True)
     run.summary.commit = commit
     say(f"[promotion] {branch} now at {commit[:12]}")
     publish.push_landed(run.live, run.config, commit, branch, run.summary)

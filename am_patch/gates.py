@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import configparser
 import dataclasses
-import hashlib
 import logging
-import os
+import shutil
 import sys
-import tempfile
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,9 +14,8 @@ from pathlib import Path
 
 from am_patch import sandbox
 from am_patch.config import Config, GateSpec
-from am_patch.errors import RunnerError, Stage
+from am_patch.errors import Category, RunnerError, Stage
 from am_patch.proc import ProcResult
-from am_patch.repo import Repo
 from am_patch.sandbox import Jail
 from am_patch.verdicts import VerdictCache
 
@@ -40,6 +37,7 @@ TOOL_CONFIGS = frozenset(
     }
 )
 PYTEST_NO_TESTS = 5
+REWRITE_ROUNDS = 3  # passes over the gates while formatters and fixers keep changing the tree
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,7 +54,11 @@ class Verdict:
     skipped: str | None = None
     result: ProcResult | None = None
     cached: bool = False
-    changed: tuple[str, ...] = ()  # files a non-rewriting gate changed while it ran
+    # files a checking gate changed while it ran, or a rewriter still changed in the last round
+    changed: tuple[str, ...] = ()
+    unsettled: bool = False  # a rewriter that never left the tree as it found it
+    hint: str = ""  # what to do when the cause is known (the interpreter lacks the tool)
+    stale: bool = False  # ran on a tree a rewriter changed since; the gates stopped before rerun
 
     @property
     def label(self) -> str:
@@ -64,20 +66,41 @@ class Verdict:
             return f"{self.name}: SKIPPED ({self.skipped})"
         if self.cached:
             return f"{self.name}: PASS (cached: this tree already passed)"
+        shown = ", ".join(self.changed[:3])
+        if self.unsettled:
+            return f"{self.name}: FAIL (still changing {shown} after {REWRITE_ROUNDS} rounds)"
         if self.changed:
-            return f"{self.name}: FAIL (it changed {', '.join(self.changed[:3])} while running)"
+            return f"{self.name}: FAIL (it changed {shown} while running)"
+        if self.hint:
+            return f"{self.name}: FAIL ({self.hint})"
         duration = f" in {self.result.duration_s:.1f}s" if self.result else ""
         return f"{self.name}: {'PASS' if self.ok else 'FAIL'}{duration}"
 
 
 def python_for(config: Config, live_root: Path) -> Path:
-    """The project's interpreter: gate_python, else <live>/.venv/bin/python, else our own."""
+    """The project's interpreter: gate_python, else <live>/.venv/bin/python, else our own.
+
+    A relative gate_python path (`venv/bin/python`) is taken from the project root, where git
+    runs hooks; a bare name (`python3`) stays a command looked up on PATH.
+    """
     if config.gate_python:
-        return Path(config.gate_python)
+        named = Path(config.gate_python).expanduser()
+        return live_root / named if "/" in config.gate_python else named
     venv = live_root / ".venv" / "bin" / "python"
     if venv.exists():
         return venv
     return Path(sys.executable)
+
+
+def check_python(config: Config, live_root: Path) -> None:
+    """PREFLIGHT:CONFIG when gate_python names no executable, rather than a crash in the gates."""
+    if config.gate_python and shutil.which(python_for(config, live_root)) is None:
+        raise RunnerError(
+            Stage.PREFLIGHT,
+            Category.CONFIG,
+            f"config key 'gate_python': no executable interpreter at {config.gate_python!r} "
+            "(unset it to use <live>/.venv/bin/python or am-patch's own)",
+        )
 
 
 def is_python(path: str) -> bool:
@@ -122,10 +145,19 @@ def _expand(spec: GateSpec, python: Path, targets: Sequence[str], root: Path) ->
 
 
 def plan(
-    config: Config, *, changed: Sequence[str], root: Path, python: Path, run_all: bool
+    config: Config,
+    *,
+    changed: Sequence[str],
+    root: Path,
+    python: Path,
+    run_all: bool,
+    exists: Callable[[str], bool] | None = None,
 ) -> list[Planned]:
-    """The gates of gates_order, each with its argv or the reason it is skipped."""
-    existing = [p for p in changed if (root / p).is_file()]
+    """The gates of gates_order, each with its argv or the reason it is skipped.
+
+    `exists` says whether a changed path is still there (default: a file under root).
+    """
+    existing = [p for p in changed if (exists(p) if exists else (root / p).is_file())]
     py_files = sorted(p for p in existing if is_python(p))
     project = touches_project(changed)
     planned = []
@@ -156,10 +188,29 @@ def run_one(planned: Planned, jail: Jail, config: Config) -> Verdict:
     ok = result.ok or (name == "pytest" and result.returncode == PYTEST_NO_TESTS)
     if result.timed_out:
         log.info("gate %s timed out after %ss", name, timeout)
-    return Verdict(name=name, ok=ok, result=result)
+    hint = "" if ok else missing_module(planned.argv, result)
+    return Verdict(name=name, ok=ok, result=result, hint=hint)
 
 
-Fingerprint = Callable[[], Mapping[str, tuple[str, int]]]
+def missing_module(argv: Sequence[str], result: ProcResult) -> str:
+    """For `PYTHON -m MODULE ...` failing because PYTHON lacks MODULE: what to set, else ''."""
+    if len(argv) < 3 or argv[1] != "-m":
+        return ""
+    module = argv[2]
+    if f"No module named {module}" not in result.output:
+        return ""
+    return (
+        f"{argv[0]} has no module {module}: set gate_python in am_patch.toml to the interpreter "
+        'that has your project\'s test tools, e.g. gate_python = "venv/bin/python"'
+    )
+
+
+Tree = Mapping[str, tuple[str, int]]  # path -> (content hash, mode): a fingerprint's result
+Fingerprint = Callable[[], Tree]
+
+
+def differences(before: Tree, after: Tree) -> tuple[str, ...]:
+    return tuple(sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -204,7 +255,7 @@ def record(
     planned: Sequence[Planned], verdicts: Sequence[Verdict], cache: VerdictCache, tree: str
 ) -> None:
     """Remember the passes of this run for tree."""
-    ran = {v.name for v in verdicts if v.ok and not v.skipped and not v.cached}
+    ran = {v.name for v in verdicts if v.ok and not v.skipped and not v.cached and not v.stale}
     for item in planned:
         if item.spec.name in ran:
             cache.record_pass(tree, item.spec.name, item.argv)
@@ -216,41 +267,70 @@ def run_all(
     config: Config,
     *,
     keep_going: bool,
+    fingerprint: Fingerprint,
     cache: VerdictCache | None = None,
     tree: str | None = None,
-    fingerprint: Fingerprint | None = None,
 ) -> list[Verdict]:
-    """Run gates in order, reusing passes cached for tree; stop at the first failure.
+    """Run gates in order, reusing passes cached for tree, until every verdict is for the tree
+    the gates leave; stop at the first failure.
 
-    Only gates marked `rewrites` (formatter, fixer) may change files: around every other gate
-    the tree is fingerprinted, and a change fails that gate, since the tree that would land is
-    not the tree that passed.
+    Only gates marked `rewrites` (formatter, fixer) may change files: a checking gate that
+    changes one fails, since the tree that would land is not the tree that passed. When a
+    rewriter changes the tree, every gate that ran on an earlier tree runs again, for at most
+    REWRITE_ROUNDS rounds; a rewriter still changing files in the last round fails. A cached
+    pass counts as run on the starting tree, `tree`. Blessed outputs (a gate's report) are
+    products, not inputs: they are left out of every comparison.
     """
-    verdicts = []
-    before: Mapping[str, tuple[str, int]] | None = None
-    for item in planned:
-        name = item.spec.name
-        if cache and tree and not item.skip_reason and cache.passed(tree, name, item.argv):
-            log.info("gate %s: cached pass for tree %s", name, tree)
-            verdict = Verdict(name=name, ok=True, cached=True)
-        elif item.spec.rewrites or fingerprint is None or item.skip_reason:
-            verdict = run_one(item, jails.for_gate(name), config)
-            before = None if item.spec.rewrites else before
-        else:
-            before = before if before is not None else fingerprint()
-            verdict = run_one(item, jails.for_gate(name), config)
-            after = fingerprint()
-            changed = tuple(
-                sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
-            )
-            if changed:
-                log.info("gate %s changed files while running: %s", name, ", ".join(changed))
-                verdict = dataclasses.replace(verdict, ok=False, changed=changed)
-            before = after
-        verdicts.append(verdict)
-        if not verdict.ok and not keep_going:
+    blessed = frozenset(config.blessed_outputs)
+
+    def take() -> Tree:
+        return {p: v for p, v in fingerprint().items() if p not in blessed}
+
+    current = start = take()
+    verdicts: dict[str, Verdict] = {}
+    ran_on: dict[str, Tree] = {}  # the tree each gate's verdict is for
+    todo = list(planned)
+    for round_no in range(1, REWRITE_ROUNDS + 1):
+        rewrote: dict[str, tuple[str, ...]] = {}
+        for item in todo:
+            name = item.spec.name
+            if item.skip_reason:
+                verdict = run_one(item, jails.for_gate(name), config)
+            elif round_no == 1 and cache and tree and cache.passed(tree, name, item.argv):
+                log.info("gate %s: cached pass for tree %s", name, tree)
+                verdict = Verdict(name=name, ok=True, cached=True)
+                ran_on[name] = start
+            else:
+                verdict = run_one(item, jails.for_gate(name), config)
+                after = take()
+                ran_on[name], changed = current, differences(current, after)
+                current = after
+                if changed and item.spec.rewrites:
+                    rewrote[name] = changed
+                elif changed:
+                    log.info("gate %s changed files while running: %s", name, ", ".join(changed))
+                    verdict = dataclasses.replace(verdict, ok=False, changed=changed)
+            verdicts[name] = verdict
+            if verdict.changed or (not verdict.ok and not keep_going):
+                return [
+                    dataclasses.replace(v, stale=ran_on.get(v.name, current) != current)
+                    for v in (verdicts[p.spec.name] for p in planned if p.spec.name in verdicts)
+                ]
+        todo = [p for p in planned if not p.skip_reason and ran_on[p.spec.name] != current]
+        if not todo:
             break
-    return verdicts
+        if round_no == REWRITE_ROUNDS:  # only a rewriter changing files leaves gates behind
+            for name, changed in rewrote.items():
+                verdicts[name] = dataclasses.replace(
+                    verdicts[name], ok=False, changed=changed, unsettled=True
+                )
+            break
+        log.info(
+            "the rewriters changed %s: running %s again on the tree they left",
+            ", ".join(sorted({f for files in rewrote.values() for f in files})[:5]),
+            ", ".join(p.spec.name for p in todo),
+        )
+    return [verdicts[p.spec.name] for p in planned]
 
 
 def run_in(
@@ -297,11 +377,20 @@ def failure(verdicts: Sequence[Verdict], stage: Stage) -> RunnerError:
     """
     tampered = [v for v in verdicts if v.changed]
     if tampered:
+        first = tampered[0]
+        shown = ", ".join(first.changed[:3])
+        if first.unsettled:
+            return RunnerError(
+                stage,
+                first.name.upper(),
+                f"gate {first.name} still changed {shown} after {REWRITE_ROUNDS} rounds of "
+                "gates: the formatters and fixers disagree; settle those files by hand and rerun",
+            )
         return RunnerError(
             stage,
-            tampered[0].name.upper(),
-            f"gate {tampered[0].name} changed {', '.join(tampered[0].changed[:3])} while it "
-            "ran; only formatters (rewrites = true) may change files",
+            first.name.upper(),
+            f"gate {first.name} changed {shown} while it ran; only formatters "
+            "(rewrites = true) may change files",
         )
     first = next(v for v in verdicts if not v.ok)
     timed_out = first.result is not None and first.result.timed_out
@@ -310,81 +399,5 @@ def failure(verdicts: Sequence[Verdict], stage: Stage) -> RunnerError:
         first.name.upper(),
         f"gate {first.name} failed"
         + (" (timed out)" if timed_out else "")
-        + "; its full output is in the log",
+        + (f": {first.hint}" if first.hint else "; its full output is in the log"),
     )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TreeCheck:
-    verdicts: list[Verdict]
-    tree: str  # the tree as the gates left it: a formatter's edits included
-    rewritten: Sequence[str]  # files a formatter or fixer changed: the tree itself is not clean
-
-    @property
-    def problems(self) -> list[str]:
-        found = [f"gate {v.name} failed" for v in self.verdicts if not v.ok]
-        if self.rewritten:
-            found.append(
-                "the formatter/fixer would change "
-                + ", ".join(self.rewritten[:5])
-                + ": run ruff format / ruff check --fix, stage, and commit again"
-            )
-        return found
-
-
-def check_tree(
-    config: Config,
-    repo: Repo,
-    *,
-    tree: str,
-    touched: Sequence[str],
-    cache: VerdictCache,
-    project_root: Path,
-    scratch_parent: Path | None = None,
-) -> TreeCheck:
-    """Gate exactly `tree`, exported to a scratch directory; nothing else is touched.
-
-    The passes are recorded for the tree the gates leave, which is `tree` unless a formatter
-    rewrote a file.
-    """
-    if scratch_parent is not None:
-        scratch_parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="am-patch-gates-", dir=scratch_parent) as tmp:
-        root = Path(tmp) / "repo"
-        repo.export_tree(tree, root)
-        planned, verdicts = run_in(
-            config,
-            workdir=root,
-            cache_dir=Path(tmp) / "cache",
-            project_root=project_root,
-            git_common_dir=repo.common_dir,
-            touched=touched,
-            cache=cache,
-            tree=tree,
-            fingerprint=dir_fingerprint(root),
-        )
-        after = repo.tree_from_dir(tree, root, touched)
-        record(planned, verdicts, cache, after)
-        rewritten = [c.path for c in repo.diff_trees(tree, after)] if after != tree else []
-        return TreeCheck(verdicts=verdicts, tree=after, rewritten=rewritten)
-
-
-def dir_fingerprint(root: Path) -> Fingerprint:
-    """Content hashes of every file under root (a temporary export: no ignore rules apply)."""
-
-    def take() -> Mapping[str, tuple[str, int]]:
-        found: dict[str, tuple[str, int]] = {}
-        for dirpath, _, files in os.walk(root):
-            for name in files:
-                full = os.path.join(dirpath, name)
-                rel = os.path.relpath(full, root)
-                if os.path.islink(full):
-                    digest = hashlib.sha1(os.fsencode(os.readlink(full))).hexdigest()
-                    found[rel] = (digest, 0o120000)
-                elif os.path.isfile(full):
-                    with open(full, "rb") as handle:
-                        digest = hashlib.file_digest(handle, "sha1").hexdigest()
-                    found[rel] = (digest, os.stat(full).st_mode)
-        return found
-
-    return take

@@ -21,17 +21,16 @@ from am_patch import (
     publish,
     sandbox,
     scope,
+    treecheck,
 )
 from am_patch import workspace as wsp
 from am_patch.config import Config, describe
 from am_patch.errors import Category, RunnerError, Stage
-from am_patch.repo import Repo, Snapshot, remove_tree
+from am_patch.repo import CommitOid, Repo, Snapshot, remove_tree
 from am_patch.runlog import Summary, say
 from am_patch.verdicts import VerdictCache
 
 log = logging.getLogger("am_patch")
-
-ROLLBACK_STAGES = (Stage.PATCH, Stage.SCOPE, Stage.GATES)
 
 
 class Mode(StrEnum):
@@ -82,18 +81,39 @@ class Run:
 
     def execute(self) -> None:
         log.info("effective config:\n%s", "\n".join(describe(self.config)))
+        gates.check_python(self.config, self.live.root)
         recovered = promote.recover(self.live)
         if recovered:
             say(f"[preflight] {recovered}")
         branch = preflight_git(self.live, self.config)
         if self.request.mode is Mode.FINALIZE_LIVE:
             publish.sync(self.live, self.config, branch)
+            self._preflight_sandbox(script=False)
             finalize.live_tree(self, branch)
         elif self.request.mode is Mode.FINALIZE_WORKSPACE:
             publish.sync(self.live, self.config, branch)
+            self._preflight_sandbox(script=False)
             finalize.workspace(self, branch)
         else:
             self._workspace_mode(branch)
+
+    def _preflight_sandbox(self, *, script: bool) -> None:
+        """Probe, once and before anything is applied, every jail this run's config will use:
+        the patch script's, the gates' and the audit's (their interpreters may differ)."""
+        cfg = self.config
+        if cfg.sandbox != "bwrap":
+            return
+        pythons = [Path(sys.executable)] if script else []
+        lands = not (cfg.test_mode or cfg.disable_promotion)
+        if cfg.sandbox_gates or (lands and cfg.post_success_audit and cfg.sandbox_audit):
+            pythons.append(gates.python_for(cfg, self.live.root))
+        if pythons:
+            sandbox.preflight(
+                bwrap=cfg.bwrap,
+                live_root=self.live.root,
+                git_common_dir=self.live.common_dir,
+                pythons=pythons,
+            )
 
     # --- workspace mode -------------------------------------------------------------------
 
@@ -111,6 +131,7 @@ class Run:
             f"{len(self.patch.files)} file(s) declared"
         )
         publish.sync(self.live, cfg, branch)
+        self._preflight_sandbox(script=self.patch.kind is patchfile.Kind.SCRIPT)
         crash.point("preflight")
         live_head = self.live.head_commit()
         if live_head is None:
@@ -125,6 +146,7 @@ class Run:
             message=self.request.message,
             files=self.patch.files,
             update_base=cfg.update_workspace,
+            soft_reset_first=cfg.soft_reset_workspace,
         )
         try:
             self._patch_and_land(branch)
@@ -136,8 +158,6 @@ class Run:
     def _patch_and_land(self, branch: str) -> None:
         cfg, ws = self.config, self.ws
         assert ws is not None and self.patch is not None
-        if cfg.soft_reset_workspace:
-            wsp.soft_reset(self.live, ws)
         say(
             f"[workspace] {ws.repo_dir.relative_to(self.live.root)} "
             f"(base {ws.meta.base[:12]}, attempt {ws.meta.attempt})"
@@ -155,23 +175,35 @@ class Run:
                 return
             before = self.last_snapshot.tree if self.last_snapshot else None
             final = self.gate_workspace(ws, report.touched, before)
-        except RunnerError as exc:
-            if exc.stage is Stage.PATCH:  # keep what the patch left for the failure zip
+        except BaseException as exc:  # a crash or Ctrl-C too: the next attempt starts clean
+            if isinstance(exc, RunnerError) and exc.stage is Stage.PATCH:
+                # keep what the patch left for the failure zip
                 self.last_snapshot = wsrepo.snapshot(tracked_in=ws.meta.base)
-            if exc.stage in ROLLBACK_STAGES:
-                self._rollback(ws, wsrepo, checkpoint)
+            self._rollback(ws, wsrepo, checkpoint)
             raise
         crash.point("gates")
         if cfg.test_mode or cfg.disable_promotion:
             promote.promotion_set(self, ws, final, self.patch.files)
-            what = "--test-mode" if cfg.test_mode else "--disable-promotion"
-            say(
-                f"[promotion] skipped ({what}): live and origin are unchanged"
-                + ("" if cfg.test_mode else "; the workspace keeps the change")
-            )
-            self.summary.notes.append(f"PROMOTION: skipped ({what})")
+            promote.say_skipped(self, "the workspace keeps the change")
+            if not cfg.test_mode:
+                self._hold_result(ws.meta.base, checkpoint.tree)
             return
-        promote.promote_workspace(self, ws, final, branch, self.request.message, self.patch.files)
+        try:
+            promote.promote_workspace(
+                self, ws, final, branch, self.request.message, self.patch.files
+            )
+        except RunnerError as exc:
+            if exc.stage in (Stage.PROMOTION, Stage.LIVE_GATES):
+                self._hold_result(ws.meta.base, checkpoint.tree)
+            raise
+
+    def _hold_result(self, base: CommitOid, before: str) -> None:
+        """The gated result stays in the workspace without landing: meta.json records it, so
+        a rerun sets it aside instead of applying the patch on top of it."""
+        assert self.ws is not None and self.last_snapshot is not None
+        self.ws = wsp.hold(
+            self.live, self.ws, base=base, before=before, after=self.last_snapshot.tree
+        )
 
     def _apply_patch(self, ws: wsp.Workspace) -> None:
         assert self.patch is not None
@@ -180,10 +212,9 @@ class Run:
             remove_tree(inputs)
         inputs.mkdir()
         if self.patch.kind is patchfile.Kind.SCRIPT:
-            jail = self._patch_jail(ws).with_exposed(inputs)
+            jail = self._patch_jail(ws).with_exposed(inputs)  # probed in preflight
             self.summary.sandbox = jail.description
             log.info("sandbox: %s", jail.description)
-            sandbox.probe(jail, Path(sys.executable))
             script = inputs / self.patch.path.name
             shutil.copyfile(self.patch.path, script)
             apply.run_script(jail, script, timeout_s=self.config.patch_timeout_s)
@@ -266,7 +297,7 @@ class Run:
     def gate_tree(self, tree: str, touched: tuple[str, ...], stage: Stage) -> str:
         """Gate exactly tree in a scratch export under patches/workspaces; the tree the gates
         leave, which differs from tree only where a formatter rewrote a file."""
-        checked = gates.check_tree(
+        checked = treecheck.check_tree(
             self.config,
             self.live,
             tree=tree,
@@ -303,14 +334,14 @@ class Run:
             return  # the patch never ran: it stays in the inbox, the log says why
         if self.summary.success:
             if self.patch is not None and self.request.mode is Mode.WORKSPACE:
-                archive.file_input(self.patch.path, self.patches_dir / "successful")
+                self._file_input("successful")
             zip_path = archive.success_zip(self.live.root, self.patches_dir)
             archive.prune_failure_zips(
                 self.patches_dir, self.zip_label, self.config.failure_zips_keep
             )
         else:
             if self.patch is not None and self.request.mode is Mode.WORKSPACE:
-                archive.file_input(self.patch.path, self.patches_dir / "unsuccessful")
+                self._file_input("unsuccessful")
             files = self._archived_files()
             if self.failed_member is not None:
                 files[f"failed_member/{self.failed_member.name}"] = self.failed_member.data
@@ -318,6 +349,11 @@ class Run:
                 return  # nothing beyond the log, which is in patches/logs already
             zip_path = archive.failure_zip(self.patches_dir, self.zip_label, self.log_path, files)
         self.summary.notes.append(f"ARCHIVE: {zip_path.relative_to(self.live.root)}")
+
+    def _file_input(self, outcome: str) -> None:
+        assert self.patch is not None
+        filed = archive.file_input(self.patch.path, self.patches_dir / outcome)
+        self.summary.archived_input = str(filed.relative_to(self.live.root))
 
     def _archived_files(self) -> dict[str, bytes]:
         """The declared and changed files as the patch (and gates) left them."""

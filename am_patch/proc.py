@@ -51,19 +51,25 @@ def run(
     stdin: str | None = None,
     quiet: bool = False,
 ) -> ProcResult:
-    """Run argv with stdout and stderr merged; never raises for a non-zero exit or a timeout."""
+    """Run argv with stdout and stderr merged; never raises for a non-zero exit, a timeout or a
+    missing program (exit 127, or 126 when it is not executable, as a shell reports them)."""
     argv = tuple(argv)
     start = time.monotonic()
     log.info("$ %s", shell_line(argv, cwd))
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=None if env is None else dict(env),
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        if exc.filename is not None and os.fspath(exc.filename) == os.fspath(cwd):
+            raise  # the working directory is ours to get right: a bug, not a missing tool
+        return _not_started(argv, exc, time.monotonic() - start)
     timed_out = False
     try:
         out, _ = proc.communicate(stdin.encode() if stdin is not None else None, timeout=timeout_s)
@@ -86,6 +92,19 @@ def run(
     log.info("  -> %s in %.2fs", status, result.duration_s)
     if result.output and not quiet:
         log.debug("%s", result.output.rstrip())
+    return result
+
+
+def _not_started(argv: tuple[str, ...], exc: OSError, duration_s: float) -> ProcResult:
+    found = isinstance(exc, PermissionError)
+    why = "not executable" if found else "command not found"
+    result = ProcResult(
+        argv=argv,
+        returncode=126 if found else 127,
+        output=f"am-patch: {why}: {argv[0]} ({exc.strerror})\n",
+        duration_s=duration_s,
+    )
+    log.info("  -> exit %d: %s: %s", result.returncode, why, argv[0])
     return result
 
 

@@ -83,8 +83,19 @@ def land(live: Repo, landing: Landing) -> None:
 def undo(live: Repo, landing: Landing) -> None:
     """Put the branch, index and paths back to the old commit (a live gate failed)."""
     if live.cas_ref(f"refs/heads/{landing.branch}", landing.new, landing.old, "am-patch: undo"):
-        live.checkout_paths(landing.old, list(landing.paths), force=True)
+        for path in _sync_paths(live, landing.new, landing.old, landing.paths):
+            say(f"[live gates] kept your edit of {path}, made while the live gates ran")
         log.info("promotion undone: %s back at %s", landing.branch, landing.old)
+
+
+def _sync_paths(live: Repo, written: str, target: str, paths: Sequence[str]) -> list[str]:
+    """Index and files of paths back to target, except a file that no longer is what am-patch
+    wrote (commit `written`): the user edited it meanwhile, so only its index entry moves.
+    The edited paths that differ from target too: the edits to report."""
+    edited = live.differs_from(written, paths)
+    live.checkout_paths(target, [p for p in paths if p not in edited], force=True)
+    live.reset_index_paths(target, edited)
+    return live.differs_from(target, edited)
 
 
 def recover(live: Repo) -> str | None:
@@ -97,10 +108,12 @@ def recover(live: Repo) -> str | None:
     paths = [str(p) for p in data["paths"]]
     at = live.ref_commit(f"refs/heads/{branch}")
     target = new if at == new else old
+    kept: list[str] = []
     if at in (old, new):
-        live.checkout_paths(target, paths, force=True)
+        kept = _sync_paths(live, new, target, paths)
     journal.unlink()
-    return f"recovered an interrupted landing: {branch} at {at}, paths synced to {target}"
+    message = f"recovered an interrupted landing: {branch} at {at}, paths synced to {target}"
+    return message + "".join(f"; kept your edit of {path}" for path in kept)
 
 
 def carry_over(
@@ -148,6 +161,17 @@ def carry_over(
 
 
 # --- the promotion stage of a run ------------------------------------------------------------
+
+
+def say_skipped(run: Run, kept: str) -> None:
+    """--test-mode or --disable-promotion stops the run after the gates; kept says what holds
+    the gated change (nothing does in test mode)."""
+    what = "--test-mode" if run.config.test_mode else "--disable-promotion"
+    say(
+        f"[promotion] skipped ({what}): live and origin are unchanged"
+        + ("" if run.config.test_mode else f"; {kept}")
+    )
+    run.summary.notes.append(f"PROMOTION: skipped ({what})")
 
 
 def promotion_set(
@@ -206,7 +230,10 @@ def promote_workspace(
             f"{branch} kept moving during {cfg.max_rebase_attempts} re-gates; "
             "rerun when it is quiet",
         )
-    tree = run.live.tree_with(run.live.tree_of(ws.meta.base), final.tree, paths)
+    base_tree = run.live.tree_of(ws.meta.base)
+    tree = run.live.tree_with(base_tree, final.tree, paths)
+    # what --overwrite-workspace dropped is not promoted: list exactly what the commit changes
+    run.summary.files = [(c.status, c.path) for c in run.live.diff_trees(base_tree, tree)]
     commit = run.live.commit(tree, [ws.meta.base], f"Issue {run.issue}: {message}")
     run.live.set_branch(ws.branch, commit)
     log.info("promotion plan: %s", ", ".join(paths))
@@ -215,8 +242,8 @@ def promote_workspace(
     if cfg.delete_workspace_on_success:
         wsp.remove(run.live, ws)
     else:
-        ws.open().reset_index(tree)
-    audit.run(run.live, cfg)
+        run.ws = wsp.keep_landed(run.live, ws, commit)
+    audit.run(run.live, cfg, run.summary.push)
 
 
 def _land_gate_push(run: Run, landing: Landing) -> None:

@@ -28,6 +28,7 @@ class Summary:
     notes: list[str] = field(default_factory=list)
     sandbox: str = ""
     log_path: str | None = None
+    archived_input: str | None = None  # where the patch input was filed (for -l)
 
     @property
     def success(self) -> bool:
@@ -98,9 +99,12 @@ class RunLog:
             self._handler.close()
             self._handler = None
 
-    def write_summary(self, summary: Summary) -> None:
+    def log_summary(self, summary: Summary) -> None:
         for line in summary.lines():
             log.info("%s", line)
+
+    def write_json(self, summary: Summary) -> None:
+        """<run>.json: the summary as shown on screen, archive notes included."""
         data = asdict(summary) | {"result": summary.result_line, "success": summary.success}
         self.json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,50 @@ log = logging.getLogger("am_patch")
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
 # Only these system directories exist in the jail (read-only): binding all of / would leave host
 # unix sockets (/run, /var, ...) connectable, since a read-only mount does not stop connect().
-SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
+SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+# Of /etc, only what the loader, Python, ruff, mypy and pytest read (public data, relative to
+# /etc, globs allowed). A run as root (CI) keeps uid 0 in the jail, so a bound /etc would hand a
+# patch /etc/shadow, the ssh host keys and ssl/private to copy into a declared file.
+ETC_ALLOWED = (
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "timezone",
+    "passwd",
+    "group",
+    "nsswitch.conf",
+    "host.conf",
+    "hosts",
+    "gai.conf",
+    "services",
+    "protocols",
+    "ssl/certs",
+    "ssl/openssl.cnf",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "pki/tls/certs",
+    "pki/ca-trust",
+    "python3",
+    "python3.*",
+    "alternatives",
+    "mime.types",
+    "locale.alias",
+    "os-release",
+)
+# Never exposed, even when an allowed name is a symlink into them.
+ETC_SECRETS = (
+    "shadow",
+    "shadow-",
+    "gshadow",
+    "gshadow-",
+    "sudoers",
+    "sudoers.d",
+    "ssh",
+    "ssl/private",
+    "pki/tls/private",
+    "security/opasswd",
+)
 _PROBE_SCRIPT = (
     "import sys, site; print(sys.prefix); print(sys.base_prefix); "
     "print(site.getusersitepackages()); print(*sys.path, sep=chr(10))"
@@ -42,8 +86,8 @@ class Jail:
         if self.bwrap is None:
             return "NONE (sandbox disabled by the user: the patch ran with full access)"
         return (
-            f"bubblewrap ({self.bwrap}): read-only system dirs, writable {self.writable}, "
-            "no network, clean environment"
+            f"bubblewrap ({self.bwrap}): read-only system dirs (a whitelist of /etc), "
+            f"writable {self.writable}, no network, clean environment"
         )
 
     def with_exposed(self, *paths: Path) -> Jail:
@@ -53,7 +97,7 @@ class Jail:
     def argv(self, command: Sequence[str]) -> list[str]:
         if self.bwrap is None:
             return list(command)
-        args = [self.bwrap, *system_mounts(), "--dev", "/dev", "--proc", "/proc"]
+        args = [self.bwrap, *system_mounts(), *etc_mounts(), "--dev", "/dev", "--proc", "/proc"]
         args += ["--tmpfs", "/tmp"]
         for hidden in self.hidden:
             args += ["--tmpfs", str(hidden)]
@@ -64,6 +108,7 @@ class Jail:
         pointer = self.writable / ".git"  # the worktree's gitdir pointer stays read-only
         if pointer.exists():
             args += ["--ro-bind", str(pointer), str(pointer)]
+        args += ["--remount-ro", "/"]  # the jail's own root (its /etc) is read-only too
         args += ["--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
         for key, value in sorted(self.env.items()):
             args += ["--setenv", key, value]
@@ -87,6 +132,23 @@ def system_mounts() -> list[str]:
             args += ["--symlink", os.readlink(path), str(path)]
         elif path.is_dir():
             args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+def etc_mounts(etc: Path = Path("/etc")) -> list[str]:
+    """The allowed part of /etc, read-only; a symlink into the bound system stays a symlink (a
+    zone name is read from /etc/localtime's target), any other is bound as what it points to."""
+    secrets = [(etc / name).resolve() for name in ETC_SECRETS]
+    args = ["--dir", str(etc)]
+    for pattern in ETC_ALLOWED:
+        for path in sorted(etc.glob(pattern)):
+            real = path.resolve()
+            if not real.exists() or any(real.is_relative_to(s) for s in secrets):
+                continue
+            if path.is_symlink() and real.parts[1:2] and real.parts[1] in SYSTEM_DIRS:
+                args += ["--symlink", str(real), str(path)]
+            else:
+                args += ["--ro-bind", str(real), str(path)]
     return args
 
 
@@ -171,6 +233,26 @@ def make_jail(
         exposed=interpreter_dirs(python, live_root),
         env=env,
     )
+
+
+def preflight(
+    *, bwrap: str, live_root: Path, git_common_dir: Path, pythons: Sequence[Path]
+) -> None:
+    """Build and run the jail once per interpreter it will host, before anything is applied:
+    PREFLIGHT:SANDBOX naming the cause when bwrap is missing or cannot build it."""
+    wanted = list(dict.fromkeys(pythons))
+    with tempfile.TemporaryDirectory(prefix="am-patch-probe-") as scratch:
+        for python in wanted:
+            jail = make_jail(
+                bwrap=bwrap,
+                enabled=True,
+                writable=Path(scratch),
+                live_root=live_root,
+                git_common_dir=git_common_dir,
+                python=python,
+            )
+            probe(jail, python)
+    log.info("sandbox probe: bubblewrap (%s) runs %s", bwrap, ", ".join(map(str, wanted)))
 
 
 def probe(jail: Jail, python: Path) -> None:

@@ -24,6 +24,7 @@ class VerdictCache:
     def __init__(self, git_common_dir: Path, *, enabled: bool = True) -> None:
         self.path = git_common_dir / "am_patch" / "verdicts.json"
         self.enabled = enabled
+        self._known: dict[str, str] | None = None  # as last read: passes are only ever added
 
     def _load(self) -> dict[str, str]:
         try:
@@ -33,13 +34,18 @@ class VerdictCache:
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
     def passed(self, tree: str, gate: str, argv: Sequence[str]) -> bool:
-        return self.enabled and key(tree, gate, argv) in self._load()
+        if not self.enabled:
+            return False
+        if self._known is None:
+            self._known = self._load()
+        return key(tree, gate, argv) in self._known
 
     def record_pass(self, tree: str, gate: str, argv: Sequence[str]) -> None:
         if not self.enabled:
             return
         data = self._load()
         data[key(tree, gate, argv)] = f"{gate} {tree}"
+        self._known = data
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".verdicts.{os.getpid()}.json")
         tmp.write_text(json.dumps(data, indent=0), encoding="utf-8")

@@ -9,9 +9,19 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from am_patch.errors import Category, RunnerError, Stage
-from am_patch.repo import CommitOid, Repo, remove_tree
+from am_patch.repo import CommitOid, Repo, TreeOid, remove_tree
+from am_patch.runlog import say
 
 log = logging.getLogger("am_patch")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pending:
+    """A gated result that did not land: the workspace before the patch, and as the gates left it
+    (snapshot trees relative to the workspace base)."""
+
+    before: TreeOid
+    after: TreeOid
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -22,10 +32,12 @@ class Meta:
     message: str
     files: tuple[str, ...]
     created: float
+    pending: Pending | None = None
 
     @classmethod
     def read(cls, path: Path) -> Meta:
         data = json.loads(path.read_text(encoding="utf-8"))
+        pending = data.get("pending")  # absent in meta.json written before it existed
         return cls(
             issue_id=str(data["issue_id"]),
             base=CommitOid(str(data["base"])),
@@ -33,6 +45,11 @@ class Meta:
             message=str(data["message"]),
             files=tuple(str(f) for f in data["files"]),
             created=float(data.get("created", 0)),
+            pending=Pending(
+                before=TreeOid(str(pending["before"])), after=TreeOid(str(pending["after"]))
+            )
+            if pending
+            else None,
         )
 
     def write(self, path: Path) -> None:
@@ -112,16 +129,26 @@ def prepare(
     message: str,
     files: tuple[str, ...],
     update_base: bool,
+    soft_reset_first: bool = False,
 ) -> Workspace:
-    """Reuse the issue's workspace (keeping its base), or make a new one at live_head."""
+    """Reuse the issue's workspace (keeping its base), or make a new one at live_head.
+
+    A reused workspace is soft-reset first when asked; otherwise an un-promoted result a previous
+    attempt left in it is set aside (see `set_aside`), so the patch is not applied twice.
+    """
     wdir = workspace_dir(patches_dir, label)
     name = worktree_name(label)
     if _is_valid(live, wdir, label):
         meta = Meta.read(wdir / "meta.json")
         log.info("workspace reused: %s (base %s, attempt %d)", wdir, meta.base, meta.attempt)
         ws = Workspace(label=label, dir=wdir, meta=meta)
-        if update_base and meta.base != live_head:
-            meta = move_base(live, ws, live_head).meta
+        if soft_reset_first:
+            ws = soft_reset(live, ws)
+        elif meta.pending is not None:
+            ws = set_aside(live, ws)
+        if update_base and ws.meta.base != live_head:
+            ws = move_base(live, ws, live_head)
+        meta = ws.meta
     else:
         if wdir.exists():
             log.info("workspace %s is incomplete or foreign: recreating it", wdir)
@@ -157,19 +184,85 @@ def move_base(live: Repo, ws: Workspace, new_base: CommitOid, tree: str | None =
     repo.restore(tree or repo.tree_of(new_base), tracked_in=ws.meta.base)
     repo.reset_index(repo.tree_of(new_base))
     log.info("workspace base moved from %s to %s", ws.meta.base, new_base)
-    moved = replace(ws, meta=replace(ws.meta, base=new_base))
-    moved.meta.write(moved.meta_path)
-    return moved
+    return _saved(replace(ws, meta=replace(ws.meta, base=new_base, pending=None)))
 
 
-def soft_reset(live: Repo, ws: Workspace) -> None:
-    """Back to the base: tracked files as committed there, untracked files removed."""
+def keep_landed(live: Repo, ws: Workspace, commit: CommitOid) -> Workspace:
+    """A workspace kept after a success: the landed commit is its new base (branch, index and
+    meta.json), so the next run of the issue starts from it; its files stay as they are."""
+    live.set_branch(ws.branch, commit)
+    ws.open().reset_index(live.tree_of(commit))
+    log.info("workspace kept; its base is now the landed commit %s", commit)
+    return _saved(replace(ws, meta=replace(ws.meta, base=commit, pending=None)))
+
+
+def restore(live: Repo, ws: Workspace, tree: str) -> None:
+    """The workspace's files exactly as tree (untracked files too), branch and index at its base."""
     repo = ws.open()
-    tree = repo.tree_of(ws.meta.base)
     repo.restore(tree, tracked_in=ws.meta.base)
-    repo.reset_index(tree)
     live.set_branch(ws.branch, ws.meta.base)
+    repo.reset_index(repo.tree_of(ws.meta.base))
+
+
+def soft_reset(live: Repo, ws: Workspace) -> Workspace:
+    """Back to the base: tracked files as committed there, untracked files removed."""
+    restore(live, ws, live.tree_of(ws.meta.base))
     log.info("workspace soft-reset to its base %s", ws.meta.base)
+    return _saved(replace(ws, meta=replace(ws.meta, pending=None)))
+
+
+def hold(live: Repo, ws: Workspace, *, base: CommitOid, before: str, after: str) -> Workspace:
+    """Record the gated result a run leaves without landing it: `before` is the workspace
+    snapshotted at `base` before the patch, `after` the snapshot the gates left. When a rebase
+    moved the base since, before's own changes are carried onto the new base."""
+    if base != ws.meta.base:
+        own = [c.path for c in live.diff_trees(live.tree_of(base), before)]
+        before = live.tree_with(live.tree_of(ws.meta.base), before, own)
+    pending = Pending(before=TreeOid(before), after=TreeOid(after))
+    log.info("un-promoted result held in the workspace: %s (before the patch: %s)", after, before)
+    return _saved(replace(ws, meta=replace(ws.meta, pending=pending)))
+
+
+def set_aside(live: Repo, ws: Workspace) -> Workspace:
+    """A rerun over a held result: back to the state before it when the workspace still is
+    exactly that result; PREFLIGHT:WORKSPACE, changing nothing, when it was edited since."""
+    pending = ws.meta.pending
+    assert pending is not None
+    issue = ws.meta.issue_id
+    next_step = (
+        f"land it with --finalize-workspace {issue}, or start over with --soft-reset-workspace"
+    )
+    repo = ws.open()
+    if not (repo.contains(pending.before) and repo.contains(pending.after)):
+        raise RunnerError(
+            Stage.PREFLIGHT,
+            Category.WORKSPACE,
+            f"the workspace of issue {issue} holds an un-promoted result whose record git "
+            f"no longer has (pruned?): {next_step}",
+        )
+    now = repo.snapshot(tracked_in=ws.meta.base, write=False).entries
+    held = now == repo.tree_entries(pending.after)
+    # equal to `before` instead: a run was killed while setting it aside, finish that
+    if not held and now != repo.tree_entries(pending.before):
+        raise RunnerError(
+            Stage.PREFLIGHT,
+            Category.WORKSPACE,
+            f"the workspace of issue {issue} holds an un-promoted result that was edited "
+            f"since it was gated: {next_step}",
+        )
+    restore(live, ws, pending.before)
+    log.info("un-promoted result %s set aside; workspace back at %s", pending.after, pending.before)
+    if held:
+        say(
+            "[workspace] set aside the previous attempt's un-promoted result; "
+            "applying the patch to the state before it"
+        )
+    return _saved(replace(ws, meta=replace(ws.meta, pending=None)))
+
+
+def _saved(ws: Workspace) -> Workspace:
+    ws.meta.write(ws.meta_path)
+    return ws
 
 
 def remove(live: Repo, ws: Workspace) -> None:

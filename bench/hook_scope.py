@@ -1,9 +1,11 @@
-"""Time `am-patch-hook scope` on a 20,000-file repository with a one-file staged change.
+"""Time the hooks on a 20,000-file repository with a README-only staged change.
 
-Run as `python bench/hook_scope.py`. The hook runs as git runs it: a fresh interpreter
-(`python -m am_patch.hooks scope`) with the repository as its working directory. Baselines from
-the same run: bare interpreter start-up with pygit2 imported, and `git diff --cached --quiet`.
-Target (issue 5): under 200 ms.
+Run as `python bench/hook_scope.py`. Each hook runs as git runs it: a fresh interpreter with the
+repository as its working directory. `am-patch-hook scope` is the scope check alone;
+`am-patch-hook pre-commit` is what the installed shim runs (scope, then the gates, which skip a
+docs-only change without checking the tree out). Baselines from the same run: bare interpreter
+start-up with pygit2 imported, and `git diff --cached --quiet`. Target (issue 5): both under
+200 ms.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures = timings(
             {
                 "hook": ([python, "-m", "am_patch.hooks", "scope"], 0, {}),
+                "pre_commit": ([python, "-m", "am_patch.hooks", "pre-commit"], 0, {}),
                 "startup": ([python, "-c", "import pygit2"], 0, {}),
                 "diff": (["git", "diff", "--cached", "--quiet"], 1, {}),
                 "no_pyc": (
@@ -112,17 +115,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             reps=args.reps,
         )
     hook, startup, diff = figures["hook"], figures["startup"], figures["diff"]
+    pre_commit = figures["pre_commit"]
     print(f"am-patch-hook scope:         {hook:7.1f} ms (median of {args.reps})")
-    print(f"python -c 'import pygit2':   {startup:7.1f} ms")
-    print(f"git diff --cached --quiet:   {diff:7.1f} ms")
     print(
         f"  the same, no bytecode cache: {figures['no_pyc']:7.1f} ms (am_patch compiled each run)"
     )
-    print(f"scope / python start-up:     {hook / startup:7.2f}x")
-    print(f"scope / git diff --cached:   {hook / diff:7.2f}x")
-    verdict = "OK" if hook < TARGET_MS else "OVER"
-    print(f"target < {TARGET_MS:.0f} ms: {verdict}")
-    return 0 if hook < TARGET_MS else 1
+    print(f"am-patch-hook pre-commit:    {pre_commit:7.1f} ms (the installed hook; no gate runs)")
+    print(f"python -c 'import pygit2':   {startup:7.1f} ms")
+    print(f"git diff --cached --quiet:   {diff:7.1f} ms")
+    for name, value in (("scope", hook), ("pre-commit", pre_commit)):
+        print(f"{name + ' / python start-up:':32}{value / startup:7.2f}x")
+        print(f"{name + ' / git diff --cached:':32}{value / diff:7.2f}x")
+    worst = max(hook, pre_commit)
+    verdict = "OK" if worst < TARGET_MS else "OVER"
+    print(f"target < {TARGET_MS:.0f} ms for both: {verdict}")
+    return 0 if worst < TARGET_MS else 1
 
 
 if __name__ == "__main__":

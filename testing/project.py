@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from am_patch.crash import ENV as CRASH_ENV
 from am_patch.demo import GIT_IDENTITY, make_project
 
 NO_GATES = ("--override", "gates_order=[]")
+# A gate that passes in an issue workspace and fails anywhere else (the live-gates checkout).
+PROBE_GATE = (
+    "--override",
+    "gates_order=['probe']",
+    "--override",
+    "gates.probe.runs_on=always",
+    "--override",
+    "gates.probe.command=['{python}', '-c', "
+    "'import os, sys; sys.exit(0 if \"/workspaces/issue_\" in os.getcwd() else 3)']",
+)
 # The demo project's src/democalc/calc.py with sub() added: a whole-file rewrite, so idempotent.
 CALC_WITH_SUB = '''"""Arithmetic."""
 
@@ -40,6 +53,19 @@ class Outcome:
     def result_line(self) -> str:
         lines = self.stdout.strip().splitlines()
         return lines[-1] if lines else ""
+
+    @property
+    def files(self) -> list[tuple[str, str]]:
+        """The (status, path) pairs listed under FILES: in the summary."""
+        lines = self.stdout.splitlines()
+        start = lines.index("FILES:") + 1
+        pairs = []
+        for line in lines[start:]:
+            if not line.startswith("  "):
+                break
+            status, _, path = line.strip().partition(" ")
+            pairs.append((status, path))
+        return pairs
 
     def line(self, prefix: str) -> str:
         """The first summary line starting with prefix (e.g. 'PUSH:')."""
@@ -154,12 +180,41 @@ class Project:
             self.git("push", "-q", "origin", "main")
         return self.head()
 
-    def run(self, *args: str, cwd: Path | None = None, timeout: float = 300) -> Outcome:
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """python -m am_patch in the background, its output piped, for tests that interrupt it."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "am_patch", *args],
+            cwd=self.live,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(
+        self,
+        *args: str,
+        cwd: Path | None = None,
+        timeout: float = 300,
+        env: dict[str, str] | None = None,
+    ) -> Outcome:
+        """`python -m am_patch args`; env adds to (never replaces) the inherited environment."""
         done = subprocess.run(
             [sys.executable, "-m", "am_patch", *args],
             cwd=cwd or self.live,
             capture_output=True,
             text=True,
             timeout=timeout,
+            env={**os.environ, **env} if env else None,
         )
         return Outcome(done.returncode, done.stdout, done.stderr)
+
+    def kill_while_landing(self, issue: str) -> str:
+        """Run a patch of issue adding sub() to calc.py, killed (SIGKILL) after the promoted
+        file is written and before main moves: the landing journal is left. Main's commit."""
+        old = self.head()
+        calc = "src/democalc/calc.py"
+        self.patch(f"issue_{issue}.py", [calc], f"Path({calc!r}).write_text({CALC_WITH_SUB!r})\n")
+        killed = self.run(issue, "Add sub", *NO_GATES, env={CRASH_ENV: "landing"})
+        assert killed.code == -signal.SIGKILL, killed.output
+        assert self.head() == old and (self.live / ".git" / "am_patch_landing.json").is_file()
+        return old

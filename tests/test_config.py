@@ -405,9 +405,29 @@ def test_override_can_add_a_custom_gate_with_a_command(tmp_path: Path) -> None:
     assert cfg.gates_order == ("lint",)
 
 
-def test_override_with_comma_list_for_a_gate_command(tmp_path: Path) -> None:
-    cfg = load(tmp_path, overrides=("gates.x.command=true,--flag", "gates_order=x"))
-    assert cfg.gate("x").command == ("true", "--flag")
+@pytest.mark.parametrize(
+    ("text", "argv"),
+    [
+        ("python -m pytest", ("python", "-m", "pytest")),
+        (
+            "{python} -m ruff check --select=E,F",
+            ("{python}", "-m", "ruff", "check", "--select=E,F"),
+        ),
+        ("sh -c 'echo a, b'", ("sh", "-c", "echo a, b")),
+        ('["{python}", "-m", "pytest"]', ("{python}", "-m", "pytest")),
+    ],
+)
+def test_override_of_a_gate_command_is_a_command_line(
+    tmp_path: Path, text: str, argv: tuple[str, ...]
+) -> None:
+    cfg = load(tmp_path, overrides=(f"gates.pytest.command={text}", "gates.x.command=" + text))
+    assert cfg.gate("pytest").command == argv
+    assert cfg.gate("x").command == argv
+
+
+def test_override_of_a_gate_command_with_an_open_quote_is_refused(tmp_path: Path) -> None:
+    error = _config_error(tmp_path, overrides=("gates.pytest.command=sh -c 'oops",))
+    assert "'gates.pytest.command'" in error.message
 
 
 def test_later_override_of_the_same_key_wins(tmp_path: Path) -> None:

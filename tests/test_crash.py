@@ -100,13 +100,7 @@ def test_kill_while_landing_is_recovered_before_anything_else(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Between writing the files and moving the ref: the next run puts the paths back first."""
-    old = project.head()
-    project.patch("issue_3.py", [CALC], f"Path({CALC!r}).write_text({CALC_WITH_SUB!r})\n")
-    monkeypatch.setenv(crash.ENV, "landing")
-    assert project.run("3", "Add sub", *NO_GATES).code == -signal.SIGKILL
-    monkeypatch.delenv(crash.ENV)
-    assert project.head() == old
-    assert (project.live / ".git" / "am_patch_landing.json").is_file()
+    old = project.kill_while_landing("3")
 
     # A run that stops in preflight still recovers: main's files match main again.
     out = project.run("9", "Nothing", "missing.py", *NO_GATES)

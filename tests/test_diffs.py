@@ -246,11 +246,11 @@ def stale_patch(project: Project, main_edit: Change) -> str:
 
 
 def first_attempt(project: Project, change: Change) -> None:
-    """Run issue 5 with change as a diff and --disable-promotion: it stays in the workspace."""
-    [earlier], _ = diffs_of(project, change)
-    (project.patches / "issue_5.patch").write_bytes(earlier)
-    out = project.run("5", "First", "--disable-promotion", *NO_GATES)
-    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
+    """Open issue 5's workspace (a failed run keeps it) and make change there by hand."""
+    project.patch("issue_5.py", [NOTES], "raise SystemExit(1)\n")
+    out = project.run("5", "First", *NO_GATES)
+    assert out.result_line == "RESULT: FAIL PATCH:EXEC", out.stdout + out.stderr
+    change(project.workspace_repo("5"))
 
 
 def assert_merged(project: Project, out: Outcome, parent: str, line_12: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import sysconfig
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from testing.project import Outcome, Project
+from am_patch.config import load
+from am_patch.gates import python_for
+from testing.project import CALC_WITH_SUB, Outcome, Project
 
 CALC = "src/democalc/calc.py"
 TEST = "tests/test_calc.py"
@@ -219,3 +222,102 @@ def test_gates_test_the_workspace_code_not_the_editable_install(
     out = project.run("50", "Break add", *options)
     assert out.result_line == "RESULT: FAIL GATES:PYTEST", "gates tested live's code, not the patch"
     assert project.head() == before
+
+
+# --- gate outputs and rewriters: what lands is what every gate ran on ------------------------
+
+JUNIT = "audit/results/pytest_junit.xml"
+PYTEST_WITH_JUNIT = (
+    "--override",
+    'gates.pytest.command=["{python}", "-m", "pytest", "-q", "-p", "no:cacheprovider", '
+    f'"--rootdir=.", "--junitxml={JUNIT}"]',
+    "--override",
+    f'blessed_outputs=["{JUNIT}"]',
+)
+EXTRA = "src/democalc/extra.py"
+# the reviewer's case: ruff --fix drops the import after ruff format ran, which leaves three
+# blank lines that ruff format would collapse
+IMPORT_OS_UNFORMATTED = '"""Extra."""\nimport os\n\n\ndef inc(a:int)->int:\n    return a+1\n'
+
+
+def test_blessed_junit_written_by_pytest_passes_and_is_promoted(project: Project) -> None:
+    more = "\n\ndef test_more() -> None:\n    assert add(1, 1) == 2\n"
+    project.patch(
+        "issue_51.py", [TEST], f"p = Path({TEST!r})\np.write_text(p.read_text() + {more!r})"
+    )
+
+    out = project.run("51", "More tests", *PYTEST_WITH_JUNIT)
+
+    assert out.result_line == "RESULT: SUCCESS", out.output
+    assert any(line.startswith("GATE pytest: PASS") for line in gate_lines(out)), gate_lines(out)
+    committed = project.git("show", f"HEAD:{JUNIT}")
+    assert "<testsuite" in committed and 'tests="2"' in committed
+    assert project.git("show", "HEAD", "--name-only", "--format=").splitlines() == [JUNIT, TEST]
+    assert (project.live / JUNIT).read_text().strip() == committed
+    assert project.origin_head() == project.head()
+    assert project.status() == ""
+
+
+def ruff_says(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args],
+        cwd=project.live,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_every_gate_ran_on_the_tree_the_rewriters_left(project: Project) -> None:
+    project.patch("issue_52.py", [EXTRA], f"Path({EXTRA!r}).write_text({IMPORT_OS_UNFORMATTED!r})")
+
+    out = project.run("52", "Extra")
+
+    assert out.result_line == "RESULT: SUCCESS", out.output
+    assert "import os" not in project.git("show", f"HEAD:{EXTRA}")
+    fmt = ruff_says(project, "format", "--check", EXTRA)
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+    lint = ruff_says(project, "check", EXTRA)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    log = project.log_of(out)
+    assert log.count("-m ruff format") >= 2, "format must run again on what ruff --fix left"
+    assert "again on the tree they left" in log
+
+
+def test_no_gate_runs_twice_when_no_rewriter_changes_anything(project: Project) -> None:
+    project.patch("issue_53.py", [CALC], f"Path({CALC!r}).write_text({CALC_WITH_SUB!r})")
+
+    out = project.run("53", "Sub")
+
+    assert out.result_line == "RESULT: SUCCESS", out.output
+    log = project.log_of(out)
+    for command in ("-m compileall", "-m ruff format", "-m ruff check", "-m pytest", "-m mypy"):
+        assert log.count(command) == 1, command
+
+
+def test_a_rewriter_that_never_settles_fails_naming_its_files(project: Project) -> None:
+    before = project.head()
+    project.patch("issue_54.py", [CALC], f"Path({CALC!r}).write_text({CALC_WITH_SUB!r})")
+    grow = f"import pathlib; p = pathlib.Path({CALC!r}); p.write_text(p.read_text() + '#')"
+    options = (
+        *("--override", 'gates_order=["grow", "pytest"]'),
+        *("--override", f"gates.grow.command={json.dumps(['{python}', '-c', grow])}"),
+        *("--override", "gates.grow.rewrites=true"),
+        "-g",  # even with -g: no tree passed both gates
+    )
+
+    out = project.run("54", "Sub", *options)
+
+    assert out.result_line == "RESULT: FAIL GATES:GROW", out.output
+    assert f"gate grow still changed {CALC} after 3 rounds" in out.line("REASON:")
+    assert f"GATE grow: FAIL (still changing {CALC} after 3 rounds)" in gate_lines(out)
+    assert_nothing_landed(project, before, out)
+
+
+def test_relative_gate_python_is_taken_from_the_project_root(tmp_path: Path) -> None:
+    def python(value: str) -> Path:
+        return python_for(load(tmp_path, overrides=(f"gate_python={value}",)), tmp_path / "repo")
+
+    assert python("venv/bin/python") == tmp_path / "repo" / "venv" / "bin" / "python"
+    assert python(sys.executable) == Path(sys.executable)
+    assert python("python3") == Path("python3")

@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from am_patch import promote
+from am_patch.config import load
+from am_patch.hooks import pre_commit
 from am_patch.hooks.pre_receive import MAX_COMMITS
+from am_patch.lock import RunLock
+from am_patch.repo import Repo
 from testing.project import Project
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -175,6 +180,82 @@ def test_good_commit_is_accepted(hooked: Project) -> None:
     assert hooked.status() == ""
 
 
+def test_hook_gates_a_docs_only_or_cached_tree_without_exporting_it(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = Repo.open(project.live)
+    cfg = load(project.live)
+    project.write(CALC, GOOD_CALC)
+    project.git("add", CALC)
+    gated = pre_commit.check_gates(repo, cfg, repo.index_tree(), repo.head_tree())
+    assert gated.problems == [] and not any(v.cached for v in gated.verdicts)
+
+    def no_export(self: Repo, tree: str, directory: Path) -> None:
+        raise AssertionError("the tree was exported although no gate had to run")
+
+    monkeypatch.setattr(Repo, "export_tree", no_export)
+    cached = pre_commit.check_gates(repo, cfg, repo.index_tree(), repo.head_tree())
+    project.git("commit", "-q", "-m", "Add multiply")
+    project.write("README.md", "# democalc\n\ndocs only\n")
+    project.git("add", "README.md")
+    docs = pre_commit.check_gates(repo, cfg, repo.index_tree(), repo.head_tree())
+
+    assert [v.label for v in cached.verdicts] == [
+        f"{name}: PASS (cached: this tree already passed)"
+        for name in ("compile", "ruff_format", "ruff", "pytest", "mypy")
+    ]
+    assert cached.problems == [] and docs.problems == []
+    assert all(v.skipped for v in docs.verdicts), [v.label for v in docs.verdicts]
+
+
+def test_gate_report_in_blessed_outputs_does_not_fail_the_hook(project: Project) -> None:
+    project.write(
+        "am_patch.toml",
+        """\
+        blessed_outputs = ["audit/results/pytest_junit.xml"]
+
+        [gates.pytest]
+        command = ["{python}", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir=.",
+                   "--junitxml=audit/results/pytest_junit.xml"]
+        """,
+    )
+    project.write(CALC, GOOD_CALC)
+    project.git("add", CALC)
+
+    done = hook(project.live, "gates")
+
+    assert done.returncode == 0, done.stderr
+    assert "gate pytest: PASS" in done.stderr
+    assert not (project.live / "audit").exists(), "the report belongs to the temporary checkout"
+
+
+def test_missing_gate_tool_names_gate_python(project: Project) -> None:
+    bare = project.base / "bare-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    project.write("am_patch.toml", f'gate_python = "{bare / "bin" / "python"}"\n')
+    project.write(CALC, GOOD_CALC)
+    project.git("add", CALC)
+
+    done = hook(project.live, "gates")
+
+    assert done.returncode == 1
+    assert "gate ruff_format failed" in done.stderr
+    assert "has no module ruff: set gate_python in am_patch.toml to the interpreter" in done.stderr
+
+
+def test_fixer_then_formatter_commit_is_refused_with_the_formatter_message(
+    hooked: Project,
+) -> None:
+    extra = "src/democalc/extra.py"
+    hooked.write(extra, '"""Extra."""\nimport os\n\n\ndef inc(a:int)->int:\n    return a+1\n')
+    hooked.git("add", extra)
+
+    stderr = refused_commit(hooked, "-m", "Extra")
+
+    assert f"the formatter/fixer would change {extra}" in stderr
+    assert "gate ruff_format: PASS" in stderr and "gate pytest: PASS" in stderr
+
+
 def test_unformatted_file_is_refused_with_the_formatter_message(hooked: Project) -> None:
     hooked.write(CALC, UNFORMATTED)
     hooked.git("add", CALC)
@@ -258,23 +339,65 @@ def test_scope_issue_flag_picks_the_issue(project: Project) -> None:
     project.write(CALC, GOOD_CALC)
     project.git("add", CALC)
 
-    ambiguous = hook(project.live, "scope")
+    fits_one = hook(project.live, "scope")
     outside = hook(project.live, "scope", "--issue", "5")
     declared = hook(project.live, "scope", "--issue", "6")
     unknown = hook(project.live, "scope", "--issue", "9")
 
-    assert ambiguous.returncode == 1
-    assert "several open workspaces (issue_5, issue_6): pass --issue ID" in ambiguous.stderr
+    assert fits_one.returncode == 0, fits_one.stderr
     assert outside.returncode == 1
     assert f"{CALC}: not in the FILES of issue 5" in outside.stderr
     assert declared.returncode == 0, declared.stderr
     assert unknown.returncode == 1
-    assert "--issue 9: no workspace and no patch input" in unknown.stderr
+    assert "issue 9 (--issue or AM_PATCH_ISSUE): no workspace and no patch input" in unknown.stderr
 
     project.git("reset", "-q", CALC)
     project.write("README.md", "# democalc\n\nIssue 5.\n")
     project.git("add", "README.md")
     assert hook(project.live, "scope", "--issue", "5").returncode == 0
+
+
+def test_two_open_workspaces_bound_hand_commits_through_the_installed_hook(
+    hooked: Project,
+) -> None:
+    open_workspace(hooked, "5", ["README.md"])
+    open_workspace(hooked, "6", [CALC])
+    hooked.write(CALC, GOOD_CALC)
+    hooked.write("README.md", "# democalc\n\nIssue 5.\n")
+    hooked.git("add", CALC, "README.md")
+
+    both = refused_commit(hooked, "-m", "Both issues at once")
+
+    assert "the staged paths fit no single open issue (5, 6)" in both
+    assert "AM_PATCH_ISSUE=ID git commit" in both
+    assert "not in the FILES of any open issue" not in both  # each path fits some issue
+
+    hooked.write("NOTES.md", "stray\n")
+    hooked.git("add", "NOTES.md")
+    stray = refused_commit(hooked, "-m", "Stray")
+
+    assert "NOTES.md: not in the FILES of any open issue (5, 6)" in stray
+
+    hooked.git("reset", "-q", "README.md", "NOTES.md")
+    fits_six = git(hooked.live, "commit", "-m", "Issue 6 by hand")
+
+    assert fits_six.returncode == 0, fits_six.stderr
+    assert hooked.git("show", "HEAD", "--name-only", "--format=") == CALC
+
+    hooked.git("add", "README.md")
+    picked = {**os.environ, "AM_PATCH_ISSUE": "6"}
+    wrong = run(["git", "commit", "-m", "Readme as issue 6"], hooked.live, env=picked)
+
+    assert wrong.returncode != 0
+    assert "README.md: not in the FILES of issue 6" in wrong.stderr
+    right = run(
+        ["git", "commit", "-m", "Issue 5", "--quiet"],
+        hooked.live,
+        env={**os.environ, "AM_PATCH_ISSUE": "5"},
+    )
+
+    assert right.returncode == 0, right.stderr
+    assert hooked.git("show", "HEAD", "--name-only", "--format=") == "README.md"
 
 
 def test_scope_issue_flag_reads_the_patch_input_without_a_workspace(project: Project) -> None:
@@ -319,6 +442,47 @@ def test_staged_path_under_a_dot_git_directory_is_refused(hooked: Project) -> No
     assert "am-patch-hook" in done.stderr
     assert "index" in done.stderr  # libgit2 will not read such an index: it says so
     assert hooked.head() == head
+
+
+# --- an interrupted landing -------------------------------------------------------------------
+
+
+def test_landing_journal_is_the_one_the_runner_writes() -> None:
+    assert pre_commit.LANDING_JOURNAL == promote.JOURNAL
+
+
+def test_interrupted_landing_blocks_hand_commits_until_recovered(hooked: Project) -> None:
+    old = hooked.kill_while_landing("3")
+    journal = hooked.live / ".git" / promote.JOURNAL
+    assert hooked.git("diff", "--cached", "--name-only") == CALC  # the promoted file, staged
+
+    stderr = refused_commit(hooked, "-m", "Would sweep the promoted file in")
+
+    assert "an am-patch landing was interrupted (or is in progress)" in stderr
+    assert "run 'am-patch-hook recover'" in stderr
+
+    with RunLock(hooked.patches / "am_patch.lock"):
+        held = hook(hooked.live, "recover")
+    assert held.returncode == 1
+    assert "another am-patch run holds" in held.stderr
+    assert journal.is_file()
+
+    recovered = hook(hooked.live, "recover")
+
+    assert recovered.returncode == 0, recovered.stderr
+    assert f"recovered an interrupted landing: main at {old}" in recovered.stdout
+    assert not journal.exists()
+    assert hooked.git("diff", "--cached") == "" and hooked.git("diff") == ""
+    again = hook(hooked.live, "recover")
+    assert again.returncode == 0 and "nothing to recover" in again.stdout
+
+    hooked.write(CALC, GOOD_CALC)
+    hooked.git("add", CALC)
+    done = git(hooked.live, "commit", "-m", "Multiply, by hand")
+
+    assert done.returncode == 0, done.stderr
+    assert hooked.git("rev-parse", "HEAD~1") == old
+    assert hooked.git("show", f"HEAD:{CALC}") + "\n" == GOOD_CALC
 
 
 # --- pre-push: main only moves forward, every ref judged ---------------------------------------
@@ -712,3 +876,41 @@ def test_pre_commit_try_repo_runs_the_scope_hook(project: Project, tmp_path: Pat
     assert bad.returncode != 0
     assert "Failed" in bad.stdout
     assert "host: symlink to an absolute path (/etc/hostname)" in bad.stdout
+
+
+def test_pre_commit_try_repo_runs_the_gates_and_the_origin_guard(
+    project: Project, tmp_path: Path
+) -> None:
+    """The gates with the project's interpreter named by gate_python (pre-commit's own hook
+    environment has no ruff, pytest or mypy), and the origin guard in the pre-push stage."""
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+    try_repo = [str(PRE_COMMIT), "try-repo", str(REPO_ROOT)]
+    project.write("am_patch.toml", f'gate_python = "{sys.executable}"\n')
+    project.write(CALC, GOOD_CALC)
+    project.git("add", CALC)
+
+    gates = run([*try_repo, "am-patch-gates", "--verbose"], project.live, env=env, timeout=600)
+
+    assert gates.returncode == 0, gates.stdout + gates.stderr
+    assert "gate pytest: PASS" in gates.stdout and "gate ruff: PASS" in gates.stdout
+
+    project.git("commit", "-q", "--no-verify", "-m", "Add multiply")
+    pushed = project.head()
+    project.git("push", "-q", "origin", "main")
+    project.git("commit", "-q", "--amend", "--no-verify", "-m", "Add multiply, reworded")
+    guard = [*try_repo, "am-patch-origin-guard", "--hook-stage", "pre-push", "--verbose"]
+    refs = ["--remote-branch", "refs/heads/main", "--local-branch", "refs/heads/main"]
+
+    rewritten = project.head()
+    rewrite = run(
+        [*guard, *refs, "--from-ref", pushed, "--to-ref", rewritten], project.live, env=env
+    )
+
+    assert rewrite.returncode != 0
+    assert "would rewrite the remote's history" in rewrite.stdout
+
+    project.git("reset", "-q", "--hard", pushed)
+    ahead = commit_file(project.live, "README.md", "# democalc\n\nforward\n", "Forward")
+    forward = run([*guard, *refs, "--from-ref", pushed, "--to-ref", ahead], project.live, env=env)
+
+    assert forward.returncode == 0, forward.stdout + forward.stderr

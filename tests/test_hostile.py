@@ -449,6 +449,60 @@ def test_secrets_in_the_environment_and_home_stay_out(
     assert SECRET not in _git_history(target.live / ".git")
 
 
+ROOT_ONLY = ["/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh", "/etc/ssl/private"]
+
+
+def _host_secrets() -> dict[str, bytes]:
+    """What this test can read of ROOT_ONLY on the host (all of it when run as root, as CI is)."""
+    found: dict[str, bytes] = {}
+    for top in ROOT_ONLY:
+        paths = [Path(top)] if Path(top).is_file() else sorted(Path(top).rglob("*"))
+        for path in paths:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if len(data.strip()) >= 16:  # long enough not to turn up by chance
+                found[str(path)] = data.strip()
+    return found
+
+
+def test_root_only_files_of_etc_are_not_in_the_jail(project: Project) -> None:
+    """Run as root, the jail keeps uid 0: only a whitelist of /etc may be visible in it."""
+    before = live_state(project)
+    project.patch(
+        "issue_56.py",
+        ["README.md"],
+        f"""
+        import os
+
+        report = []
+        for top in {ROOT_ONLY!r}:
+            paths = [top]
+            if os.path.isdir(top):
+                paths += [os.path.join(d, f) for d, _, files in os.walk(top) for f in files]
+            for path in paths:
+                try:
+                    if os.path.isdir(path):
+                        report.append(path + ": listed " + ",".join(os.listdir(path)))
+                    else:
+                        report.append(path + ": " + Path(path).read_text(errors="replace"))
+                except OSError:
+                    report.append(path + ": blocked")
+        Path("README.md").write_text("\\n".join(report) + "\\n")
+        """,
+    )
+    out = project.run("56", "Read root-only files", *NO_GATES)
+    assert out.result_line == "RESULT: SUCCESS", out.output
+    assert_only_landed(project, before, {"README.md"})
+    landed = (project.live / "README.md").read_bytes()
+    for path, secret in _host_secrets().items():
+        assert secret not in landed, f"{path} leaked into the commit"
+    for top in ROOT_ONLY:
+        assert f"{top}: blocked".encode() in landed
+    assert b"listed" not in landed
+
+
 # --- git metadata -----------------------------------------------------------------------
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
-import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -14,19 +13,9 @@ from pathlib import Path
 import pytest
 
 from am_patch.runlog import RunLog
-from testing.project import CALC_WITH_SUB, NO_GATES, Outcome, Project
+from testing.project import CALC_WITH_SUB, NO_GATES, PROBE_GATE, Outcome, Project
 
 CALC = "src/democalc/calc.py"
-# A gate that passes in an issue workspace and fails anywhere else (the live-gates checkout).
-PROBE_GATE = (
-    "--override",
-    "gates_order=['probe']",
-    "--override",
-    "gates.probe.runs_on=always",
-    "--override",
-    "gates.probe.command=['{python}', '-c', "
-    "'import os, sys; sys.exit(0 if \"/workspaces/issue_\" in os.getcwd() else 3)']",
-)
 PASSING_PROBE = (
     "--override",
     "gates_order=['probe']",
@@ -474,13 +463,7 @@ def test_run_in_progress_locks_out_a_second_run(project: Project) -> None:
         "import time\ntime.sleep(4)\nPath('README.md').write_text('a\\n')\n",
     )
     readme_patch(project, "4", "b\n")
-    first = subprocess.Popen(
-        [sys.executable, "-m", "am_patch", "3", "Slow", *NO_GATES],
-        cwd=project.live,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = project.start("3", "Slow", *NO_GATES)
     lock = project.patches / "am_patch.lock"
     deadline = time.monotonic() + 30
     while not (lock.exists() and f"pid={first.pid} " in lock.read_text()):

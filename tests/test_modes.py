@@ -467,7 +467,12 @@ def test_soft_reset_workspace_returns_to_the_base_first(project: Project) -> Non
 
 
 def test_without_soft_reset_the_workspace_state_is_reused(project: Project) -> None:
-    repo = kept_workspace(project, "32")
+    # A workspace kept after landing (an un-promoted result would be set aside instead:
+    # tests/test_promotion_edges.py), with a hand-made file in it.
+    project.patch("issue_32.py", [CALC], ADD_SUB)
+    landed = project.run("32", "Add sub", "-k", *NO_GATES)
+    assert landed.result_line == "RESULT: SUCCESS", landed.stdout + landed.stderr
+    repo = project.workspace_repo("32")
     (repo / "scratch.txt").write_text("untracked\n")
 
     project.patch("issue_32.py", [CALC], ADD_MUL)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from am_patch import sandbox
 from testing.project import NO_GATES, Project
 
 CALC = "src/democalc/calc.py"
@@ -100,7 +101,8 @@ def test_a_missing_bwrap_fails_preflight_sandbox_and_changes_nothing(project: Pr
 
 def test_a_bwrap_that_cannot_build_the_jail_fails_preflight_sandbox(project: Project) -> None:
     assert "sandbox" in sandbox_failure_reason(project, "62", "Broken bwrap", "/bin/false")
-    assert (project.workspace_repo("62") / CALC).read_text() != "x = 1\n"
+    ws_calc = project.workspace_repo("62") / CALC  # probed before the workspace is made
+    assert not ws_calc.exists() or ws_calc.read_text() != "x = 1\n"
 
 
 def test_unsafe_no_sandbox_runs_unjailed_and_says_so_loudly(
@@ -252,3 +254,41 @@ def test_tmp_inside_the_jail_is_private(project: Project) -> None:
     assert not Path(f"/tmp/{name}.2").exists()
     assert not Path(f"/dev/shm/{name}").exists()
     assert not Path(f"/var/tmp/{name}").exists()
+
+
+def test_only_a_whitelist_of_etc_enters_the_jail(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    for rel in (
+        "passwd",
+        "shadow",
+        "gshadow",
+        "sudoers",
+        "ssh/ssh_host_ed25519_key",
+        "ssl/private/server.key",
+        "ssl/certs/ca.pem",
+        "python3.11/sitecustomize.py",
+        "unlisted.conf",
+    ):
+        (etc / rel).parent.mkdir(parents=True, exist_ok=True)
+        (etc / rel).write_text("x\n")
+    (etc / "hosts").symlink_to("shadow")  # an allowed name pointing at a secret
+    (etc / "localtime").symlink_to("/usr/share/zoneinfo/Etc/UTC")
+    args = sandbox.etc_mounts(etc)
+    bound = {args[i + 2] for i, arg in enumerate(args) if arg in ("--ro-bind", "--symlink")}
+    assert bound == {
+        str(etc / "passwd"),
+        str(etc / "ssl/certs"),
+        str(etc / "python3.11"),
+        *([str(etc / "localtime")] if Path("/usr/share/zoneinfo/Etc/UTC").exists() else []),
+    }
+    assert not [a for a in args if "shadow" in a or "ssh" in a or "private" in a]
+
+
+def test_the_jail_never_binds_all_of_etc_or_its_secrets(tmp_path: Path) -> None:
+    jail = sandbox.Jail(bwrap="/usr/bin/bwrap", writable=tmp_path)
+    argv = jail.argv(["true"])
+    pairs = {(argv[i], argv[i + 1]) for i in range(len(argv) - 1)}
+    assert ("--ro-bind", "/etc") not in pairs
+    for secret in ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh", "/etc/ssl/private"):
+        assert not [a for a in argv if a == secret or a.startswith(secret + "/")]
+    assert ("--remount-ro", "/") in pairs

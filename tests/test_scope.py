@@ -13,19 +13,6 @@ p.write_text(p.read_text() + "\\n\\ndef sub(a: int, b: int) -> int:\\n    return
 """
 
 
-def summary_files(out: Outcome) -> list[tuple[str, str]]:
-    """The (status, path) pairs listed under FILES: in the summary."""
-    lines = out.stdout.splitlines()
-    start = lines.index("FILES:") + 1
-    pairs = []
-    for line in lines[start:]:
-        if not line.startswith("  "):
-            break
-        status, _, path = line.strip().partition(" ")
-        pairs.append((status, path))
-    return pairs
-
-
 def committed_files(project: Project) -> list[tuple[str, str]]:
     """(status, path) of the last commit, as git itself reports them."""
     raw = project.git("-c", "core.quotePath=false", "diff", "--name-status", "-z", "HEAD~1", "HEAD")
@@ -139,7 +126,7 @@ def test_every_kind_of_change_lands_exactly(project: Project) -> None:
         ("A", "assets/blob.bin"),
     }
     assert set(committed_files(project)) == expected
-    assert sorted(summary_files(out)) == sorted(committed_files(project))
+    assert sorted(out.files) == sorted(committed_files(project))
     assert project.git("rev-parse", "HEAD~1") == before
 
     live = project.live

@@ -38,7 +38,8 @@ def test_workspace_is_a_worktree_on_its_issue_branch_with_meta(project: Project)
     assert project.git("rev-parse", "am_patch/issue_21") == project.head()
     assert project.git("status", "--porcelain", cwd=repo) == ""
     meta = project.meta("21")
-    assert meta["base"] == base
+    assert project.git("rev-parse", "HEAD^") == base
+    assert meta["base"] == project.head(), "a kept workspace's base is the landed commit"
     assert meta["attempt"] == 1
     assert meta["message"] == "Add sub"
     assert meta["files"] == [CALC]

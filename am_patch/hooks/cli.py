@@ -16,6 +16,7 @@ from am_patch.hooks import install, pre_commit, pre_push, pre_receive
 from am_patch.repo import ZERO_OID, Repo
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+ISSUE_ENV = "AM_PATCH_ISSUE"  # the installed hook takes no arguments: the issue comes from here
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,15 +27,20 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="am-patch-hook", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    issue_help = f"the issue whose FILES bound the commit (default: ${ISSUE_ENV})"
     scope = sub.add_parser("scope", help="staged paths against the active issue's FILES")
-    scope.add_argument("--issue", metavar="ID", help="the issue whose FILES bound the commit")
+    scope.add_argument("--issue", metavar="ID", help=issue_help)
     sub.add_parser("gates", help="the gates on exactly the staged tree (or the pushed commit)")
-    sub.add_parser("pre-commit", help="scope then gates (the installed pre-commit hook)")
+    pre_commit_cmd = sub.add_parser("pre-commit", help="scope then gates (the installed hook)")
+    pre_commit_cmd.add_argument("--issue", metavar="ID", help=issue_help)
     push = sub.add_parser("pre-push", help="git's pre-push hook: reads ref lines on stdin")
     push.add_argument("remote", nargs="?", default="origin")
     push.add_argument("url", nargs="?", default="")
     sub.add_parser("origin-guard", help="pre-push guard for the pre-commit framework")
     sub.add_parser("pre-receive", help="server hook for a bare repository")
+    sub.add_parser(
+        "recover", help="finish or roll back an interrupted am-patch landing (takes the run lock)"
+    )
     for name, text in (("install", "install the hooks"), ("uninstall", "remove them")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument(
@@ -90,6 +96,19 @@ def _origin_guard(repo: Repo, cfg: config.Config) -> int:
     return _report("push", [reason] if reason else [])
 
 
+def _recover(repo: Repo) -> int:
+    """What a killed run's landing left: finished or rolled back under the runner's lock."""
+    if not (repo.common_dir / pre_commit.LANDING_JOURNAL).exists():
+        print("nothing to recover: no am-patch landing was interrupted")
+        return EXIT_OK
+    from am_patch import promote  # the runner's landing code; only this command needs it
+    from am_patch.lock import RunLock
+
+    with RunLock(repo.root / "patches" / "am_patch.lock"):  # a run still landing holds it
+        print(promote.recover(repo) or "nothing to recover: the landing has just finished")
+    return EXIT_OK
+
+
 def dispatch(args: argparse.Namespace) -> int:
     if args.command in ("install", "uninstall"):
         target = args.server or Path(".")
@@ -102,15 +121,16 @@ def dispatch(args: argparse.Namespace) -> int:
             for path in install.uninstall(repo, server=args.server is not None):
                 print(f"removed {path}")
         return EXIT_OK
+    if args.command == "recover":
+        return _recover(Repo.discover(Path.cwd()))
     repo = Repo.open_from_env(Path.cwd())
     cfg = _config_for(repo)
-    if args.command == "scope":
-        return _report("commit", pre_commit.check_scope(repo, cfg, args.issue))
+    if args.command in ("scope", "pre-commit"):
+        issue = args.issue or os.environ.get(ISSUE_ENV) or None
+        code = _report("commit", pre_commit.check_scope(repo, cfg, issue))
+        return code or (_gates(repo, cfg) if args.command == "pre-commit" else EXIT_OK)
     if args.command == "gates":
         return _gates(repo, cfg)
-    if args.command == "pre-commit":
-        code = _report("commit", pre_commit.check_scope(repo, cfg, None))
-        return code or _gates(repo, cfg)
     if args.command == "origin-guard":
         return _origin_guard(repo, cfg)
     lines = sys.stdin.read().splitlines()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,16 +13,23 @@ from am_patch.repo import Repo
 from am_patch.workspace import Meta
 
 if TYPE_CHECKING:
-    from am_patch.gates import TreeCheck
+    from am_patch.treecheck import TreeCheck
 
 
-def declared_files(root: Path, issue: str | None) -> tuple[str, tuple[str, ...]] | None:
-    """(issue, FILES) of --issue ID or of the one open workspace; None when no issue is active."""
+# promote.JOURNAL, the landing journal in the git common dir; named here so that the hook,
+# which runs on every commit, need not import the runner (tests/test_hooks.py keeps them equal)
+LANDING_JOURNAL = "am_patch_landing.json"
+IssueFiles = tuple[str, tuple[str, ...]]  # an issue and its FILES
+
+
+def declared_files(root: Path, issue: str | None) -> list[IssueFiles]:
+    """(issue, FILES) of `issue` when given (its workspace, else its patch input), else of every
+    open workspace; empty when no issue is active."""
     patches = root / "patches"
     if issue is not None:
         meta = patches / "workspaces" / f"issue_{issue}" / "meta.json"
         if meta.is_file():
-            return issue, Meta.read(meta).files
+            return [(issue, Meta.read(meta).files)]
         from am_patch import patchfile  # see check_gates: imported only when needed
 
         try:
@@ -30,44 +38,60 @@ def declared_files(root: Path, issue: str | None) -> tuple[str, tuple[str, ...]]
             raise RunnerError(
                 Stage.SCOPE,
                 Category.UNDECLARED,
-                f"--issue {issue}: no workspace and no patch input ({exc.message})",
+                f"issue {issue} (--issue or AM_PATCH_ISSUE): no workspace and no patch input "
+                f"({exc.message})",
             ) from exc
-        return issue, tuple(found.files)
+        return [(issue, tuple(found.files))]
     metas = sorted((patches / "workspaces").glob("issue_*/meta.json"))
-    if not metas:
-        return None
-    if len(metas) > 1:
-        names = ", ".join(m.parent.name for m in metas)
-        raise RunnerError(
-            Stage.SCOPE, Category.UNDECLARED, f"several open workspaces ({names}): pass --issue ID"
-        )
-    only = Meta.read(metas[0])
-    return only.issue_id, only.files
+    return [(m.issue_id, m.files) for m in map(Meta.read, metas)]
+
+
+def out_of_scope(paths: Iterable[str], scopes: list[IssueFiles], config: Config) -> list[str]:
+    """Why paths leave the active scope: none when they fit one issue's FILES (plus blessed
+    outputs), else each path outside, and with several open issues, how to pick one."""
+    paths = sorted(paths)
+    blessed = set(config.blessed_outputs)
+    outside = {
+        issue: [p for p in paths if p not in set(files) | blessed] for issue, files in scopes
+    }
+    if not scopes or any(not left for left in outside.values()):
+        return []
+    if len(scopes) == 1:
+        ((issue, left),) = outside.items()
+        return [f"{p}: not in the FILES of issue {issue}" for p in left]
+    issues = ", ".join(issue for issue, _ in scopes)
+    stray = [p for p in paths if all(p in left for left in outside.values())]
+    return [f"{p}: not in the FILES of any open issue ({issues})" for p in stray] + [
+        f"the staged paths fit no single open issue ({issues}): commit one issue's files at a "
+        "time, or name the issue: AM_PATCH_ISSUE=ID git commit ..."
+    ]
 
 
 def check_scope(repo: Repo, config: Config, issue: str | None) -> list[str]:
-    """Problems with the staged change: path policy always, and the active issue's scope."""
+    """Problems with the staged change: an interrupted landing, the path policy, and the scope
+    of the active issue (`issue`, else any one open workspace's)."""
+    if (repo.common_dir / LANDING_JOURNAL).exists():
+        return [
+            "an am-patch landing was interrupted (or is in progress), so the index may hold files "
+            "main does not have yet; run 'am-patch-hook recover' to finish or roll it back"
+        ]
     tree = repo.index_tree()
     changes = repo.diff_trees(repo.head_tree(), tree)
     problems = scope.unsafe_entries(repo, tree, changes, config=config)
-    active = declared_files(repo.root, issue)
-    if active is not None:
-        issue_id, files = active
-        allowed = set(files) | set(config.blessed_outputs)
-        outside = sorted(c.path for c in changes if c.path not in allowed)
-        problems += [f"{p}: not in the FILES of issue {issue_id}" for p in outside]
-    return problems
+    return problems + out_of_scope(
+        (c.path for c in changes), declared_files(repo.root, issue), config
+    )
 
 
 def check_gates(repo: Repo, config: Config, tree: str, base: str) -> TreeCheck:
     """The configured gates on exactly `tree` in a temp checkout; the work tree is untouched."""
     # Imported here, not at the top: the scope hook runs on every commit and must start fast
     # (bench/hook_scope.py); the gate machinery costs it a fifth of its start-up.
-    from am_patch import gates
+    from am_patch import treecheck
     from am_patch.verdicts import VerdictCache
 
     touched = [c.path for c in repo.diff_trees(base, tree)]
     cache = VerdictCache(repo.common_dir, enabled=config.gate_cache)
-    return gates.check_tree(
+    return treecheck.check_tree(
         config, repo, tree=tree, touched=touched, cache=cache, project_root=repo.root
     )

@@ -81,6 +81,19 @@ class _Walk:
                 self.unsupported.append(rel)
 
 
+def _on_disk(path: Path) -> tuple[str, int] | None:
+    """A file's blob id and mode as git would store it; None when nothing is there."""
+    try:
+        st = path.lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return str(pygit2.hash(os.fsencode(os.readlink(path)))), LINK
+    if stat.S_ISREG(st.st_mode):
+        return str(pygit2.hashfile(str(path))), EXEC if st.st_mode & 0o111 else BLOB
+    return "", st.st_mode  # a directory or special file: never a blob of any commit
+
+
 class Workdir(Trees):
     """The working directory of a repository or worktree; `Repo` builds on it."""
 
@@ -160,6 +173,25 @@ class Workdir(Trees):
             ):
                 dirty.append(path)
         return dirty
+
+    def differs_from(self, commit: str, paths: Iterable[str]) -> list[str]:
+        """Of paths, those whose working-tree file is not commit's version (content and mode;
+        a path commit lacks must be absent). Only these files are hashed, nothing is written."""
+        tree = self.tree_of(commit)
+        return [p for p in paths if _on_disk(self.root / p) != self.entry(tree, p)]
+
+    def reset_index_paths(self, commit: str, paths: Iterable[str]) -> None:
+        """Index entries of paths as in commit (removed where it lacks them); files untouched."""
+        index = self.raw.index
+        index.read(False)
+        tree = self.tree_of(commit)
+        for path in paths:
+            got = self.entry(tree, path)
+            if got is not None:
+                index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=got[0]), FileMode(got[1])))
+            elif path in index:
+                index.remove(path)
+        index.write()
 
     def checkout_paths(self, commit: str, paths: list[str], *, force: bool = False) -> None:
         """Bring paths of commit into index and working tree; unless force, never clobber edits."""

@@ -1,0 +1,134 @@
+"""Gating exactly one tree in a scratch export (hooks, live gates, -f); no work tree is touched."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from am_patch.config import Config
+from am_patch.gates import (
+    Fingerprint,
+    Tree,
+    Verdict,
+    all_cached,
+    differences,
+    plan,
+    python_for,
+    record,
+    run_in,
+)
+from am_patch.repo import Repo
+from am_patch.verdicts import VerdictCache
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TreeCheck:
+    verdicts: list[Verdict]
+    tree: str  # the tree as the gates left it: a formatter's edits included
+    rewritten: Sequence[str]  # files a formatter or fixer changed: the tree itself is not clean
+
+    @property
+    def problems(self) -> list[str]:
+        found = [
+            f"gate {v.name} failed" + (f": {v.hint}" if v.hint else "")
+            for v in self.verdicts
+            if not v.ok
+        ]
+        if self.rewritten:
+            found.append(
+                "the formatter/fixer would change "
+                + ", ".join(self.rewritten[:5])
+                + ": run ruff format / ruff check --fix, stage, and commit again"
+            )
+        return found
+
+
+def check_tree(
+    config: Config,
+    repo: Repo,
+    *,
+    tree: str,
+    touched: Sequence[str],
+    cache: VerdictCache,
+    project_root: Path,
+    scratch_parent: Path | None = None,
+) -> TreeCheck:
+    """Gate exactly `tree`, exported to a scratch directory; nothing else is touched.
+
+    Nothing is exported when nothing would run: every gate skipped for `touched` (a docs-only
+    commit) or cached for `tree`. The passes are recorded for the tree the gates leave, which
+    is `tree` unless a formatter rewrote a file.
+    """
+    # Planned against tree's own entries, so the skip decision is the export's. Only mypy's
+    # default targets come from the project root's config; a pass cached under them is still a
+    # pass of that exact command on this exact tree.
+    early = plan(
+        config,
+        changed=touched,
+        root=project_root,
+        python=python_for(config, project_root),
+        run_all=config.run_all_gates,
+        exists=lambda path: repo.entry(tree, path) is not None,
+    )
+    if all_cached(early, cache, tree):
+        verdicts = [
+            Verdict(name=p.spec.name, ok=True, skipped=p.skip_reason, cached=not p.skip_reason)
+            for p in early
+        ]
+        return TreeCheck(verdicts=verdicts, tree=tree, rewritten=[])
+    if scratch_parent is not None:
+        scratch_parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="am-patch-gates-", dir=scratch_parent) as tmp:
+        root = Path(tmp) / "repo"
+        repo.export_tree(tree, root)
+        walk = dir_fingerprint(root)
+        seen: dict[str, Tree] = {}
+
+        def fingerprint() -> Tree:  # remembers the first and the last state
+            seen["last"] = walk()
+            seen.setdefault("first", seen["last"])
+            return seen["last"]
+
+        planned, verdicts = run_in(
+            config,
+            workdir=root,
+            cache_dir=Path(tmp) / "cache",
+            project_root=project_root,
+            git_common_dir=repo.common_dir,
+            touched=touched,
+            cache=cache,
+            tree=tree,
+            fingerprint=fingerprint,
+        )
+        blessed = set(config.blessed_outputs)
+        # a rewriter run on its full targets (-r) may change files beyond the touched ones
+        rewrote = set(differences(seen["first"], seen["last"])) - blessed
+        after = repo.tree_from_dir(tree, root, sorted(set(touched) | rewrote))
+        record(planned, verdicts, cache, after)
+        rewritten = [c.path for c in repo.diff_trees(tree, after) if c.path not in blessed]
+        return TreeCheck(verdicts=verdicts, tree=after, rewritten=rewritten)
+
+
+def dir_fingerprint(root: Path) -> Fingerprint:
+    """Content hashes of every file under root (a temporary export: no ignore rules apply)."""
+
+    def take() -> Tree:
+        found: dict[str, tuple[str, int]] = {}
+        for dirpath, _, files in os.walk(root):
+            for name in files:
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, root)
+                if os.path.islink(full):
+                    digest = hashlib.sha1(os.fsencode(os.readlink(full))).hexdigest()
+                    found[rel] = (digest, 0o120000)
+                elif os.path.isfile(full):
+                    with open(full, "rb") as handle:
+                        digest = hashlib.file_digest(handle, "sha1").hexdigest()
+                    found[rel] = (digest, os.stat(full).st_mode)
+        return found
+
+    return take
