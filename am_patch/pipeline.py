@@ -192,18 +192,22 @@ class Run:
             promote.promote_workspace(
                 self, ws, final, branch, self.request.message, self.patch.files
             )
-        except RunnerError as exc:
-            if exc.stage in (Stage.PROMOTION, Stage.LIVE_GATES):
+        except BaseException as exc:
+            # not landed (a re-gate after a rebase, PROMOTION, LIVE_GATES, a crash before the
+            # fast-forward): the result stays in the workspace
+            landed_stages = (Stage.PUSH, Stage.AUDIT)
+            if self.summary.commit is None and getattr(exc, "stage", None) not in landed_stages:
                 self._hold_result(ws.meta.base, checkpoint.tree)
             raise
 
     def _hold_result(self, base: CommitOid, before: str) -> None:
-        """The gated result stays in the workspace without landing: meta.json records it, so
-        a rerun sets it aside instead of applying the patch on top of it."""
-        assert self.ws is not None and self.last_snapshot is not None
-        self.ws = wsp.hold(
-            self.live, self.ws, base=base, before=before, after=self.last_snapshot.tree
-        )
+        """The gated result stays in the workspace without landing: meta.json records it as it
+        is now, so a rerun sets it aside instead of applying the patch on top of it."""
+        assert self.ws is not None
+        if not self.ws.repo_dir.is_dir():
+            return
+        after = self.ws.open().snapshot(tracked_in=self.ws.meta.base).tree
+        self.ws = wsp.hold(self.live, self.ws, base=base, before=before, after=after)
 
     def _apply_patch(self, ws: wsp.Workspace) -> None:
         assert self.patch is not None

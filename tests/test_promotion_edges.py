@@ -5,6 +5,7 @@ edit, and when the post-success audit runs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -421,3 +422,46 @@ def test_audit_runs_without_a_remote(project: Project) -> None:
     assert_success(out)
     assert out.line("PUSH:") == "PUSH: SKIPPED"
     assert "AUDIT-RAN" in project.log_of(out)
+
+
+def second_run_fails_gate(flag: Path) -> tuple[str, ...]:
+    """A gate (unjailed, to see flag) that passes once, leaving flag, and fails while flag is
+    there: the re-gate of a rebased tree fails after the workspace's gate passed."""
+    code = (
+        f"import pathlib, sys; f = pathlib.Path({str(flag)!r}); "
+        "s = f.exists(); f.touch(); sys.exit(s)"
+    )
+    return (
+        "--override",
+        "sandbox_gates=false",
+        "--override",
+        "gate_cache=false",
+        "--override",
+        "gates_order=['once']",
+        "--override",
+        "gates.once.runs_on=always",
+        "--override",
+        f"gates.once.command=['{{python}}', '-c', {code!r}]",
+    )
+
+
+def test_rerun_after_a_failed_regate_of_the_rebased_tree_applies_the_patch_once(
+    project: Project,
+) -> None:
+    flag = project.base / "gate-ran"
+    gate = second_run_fails_gate(flag)
+    project.patch("issue_49.py", [README], APPEND)
+    assert_success(project.run("49", "Append", "--disable-promotion", *gate))
+    flag.unlink()
+    theirs = move_main(project, "CHANGELOG.md", "news\n")
+    failed = project.run("49", "Append", *gate)
+    assert_fails(failed, "GATES:ONCE")
+    assert "rebasing onto" in failed.stdout, "the failure must come from the re-gate"
+    assert project.head() == theirs and project.origin_head() == theirs
+
+    out = project.run("-l", "49", "Append", *NO_GATES)
+
+    assert_success(out)
+    assert readme_count(project) == 1
+    assert project.git("rev-parse", "HEAD^") == theirs
+    assert project.status() == ""
