@@ -18,7 +18,7 @@ from am_patch.hooks import pre_commit
 from am_patch.hooks.pre_receive import MAX_COMMITS
 from am_patch.lock import RunLock
 from am_patch.repo import Repo
-from testing.project import Project
+from testing.project import CALC_WITH_SUB, Project
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRE_COMMIT = Path(sys.executable).parent / "pre-commit"
@@ -147,6 +147,23 @@ def hooked(project: Project) -> Project:
 
 
 # --- pre-commit: exactly what is committed, the work tree left alone ---------------------------
+
+
+def test_hook_reuses_the_runners_verdicts_for_the_same_tree(hooked: Project) -> None:
+    """The runner gated base + this change in a workspace; the same change committed by hand
+    is the same tree, so the hook's gates are served from the shared verdict cache."""
+    hooked.patch("issue_7.py", [CALC], f"Path({CALC!r}).write_text({CALC_WITH_SUB!r})\n")
+    gated = hooked.run("7", "Add sub", "--disable-promotion")
+    assert gated.result_line == "RESULT: SUCCESS", gated.output
+    assert "[gates] pytest: PASS in" in gated.stdout, "the runner must really run the gates"
+
+    (hooked.live / CALC).write_text(CALC_WITH_SUB)
+    assert git(hooked.live, "add", CALC).returncode == 0
+    done = git(hooked.live, "commit", "-q", "-m", "Add sub by hand")
+
+    assert done.returncode == 0, done.stderr
+    for gate in ("compile", "ruff_format", "ruff", "pytest", "mypy"):
+        assert f"gate {gate}: PASS (cached" in done.stderr, done.stderr
 
 
 def test_breaking_commit_is_refused_and_leaves_index_and_edits_as_they_were(

@@ -168,6 +168,10 @@ def test_an_unexpected_error_in_the_gates_rolls_the_workspace_back(
     assert "[rollback] workspace restored" in out
     assert_workspace_restored(project, "85", calc)
     assert live_state(project) == before
+    # a bug is never archived as a success
+    assert not (project.patches / "successful").exists()
+    assert not (project.patches / "patched_success.zip").exists()
+    assert (project.patches / "unsuccessful" / "issue_85.py").is_file()
 
 
 def test_ctrl_c_during_a_gate_rolls_the_workspace_back_and_exits_130(project: Project) -> None:
