@@ -142,6 +142,8 @@ def prepare(
         meta = Meta.read(wdir / "meta.json")
         log.info("workspace reused: %s (base %s, attempt %d)", wdir, meta.base, meta.attempt)
         ws = Workspace(label=label, dir=wdir, meta=meta)
+        if update_base and not soft_reset_first and meta.base != live_head:
+            _refuse_dropping_own_changes(ws)
         if soft_reset_first:
             ws = soft_reset(live, ws)
         elif meta.pending is not None:
@@ -175,6 +177,23 @@ def prepare(
     meta = replace(meta, attempt=meta.attempt + 1, message=message, files=files)
     meta.write(wdir / "meta.json")
     return Workspace(label=label, dir=wdir, meta=meta)
+
+
+def _refuse_dropping_own_changes(ws: Workspace) -> None:
+    """-W starts the workspace over from live main; changes made there by hand (a held result
+    aside, which a rerun sets aside anyway) would be lost, so they refuse it, changing nothing."""
+    repo = ws.open()
+    kept = ws.meta.pending.before if ws.meta.pending else repo.snapshot(ws.meta.base).tree
+    own = [c.path for c in repo.diff_trees(repo.tree_of(ws.meta.base), kept)]
+    if own:
+        issue = ws.meta.issue_id
+        raise RunnerError(
+            Stage.PREFLIGHT,
+            Category.WORKSPACE,
+            f"the workspace of issue {issue} has changes of its own ({', '.join(own[:3])}) "
+            f"that -W would drop: land them with --finalize-workspace {issue}, or add "
+            "--soft-reset-workspace to drop them",
+        )
 
 
 def move_base(live: Repo, ws: Workspace, new_base: CommitOid, tree: str | None = None) -> Workspace:

@@ -498,3 +498,29 @@ def test_update_workspace_moves_the_base_to_live_main(project: Project) -> None:
     assert (repo / "CHANGELOG.md").read_text() == "news\n"
     assert (repo / CALC).read_text().count("def sub") == 1
     assert project.head() == new_main
+
+
+def test_update_workspace_refuses_to_drop_hand_edits_made_in_the_workspace(
+    project: Project,
+) -> None:
+    project.patch("issue_34.py", [CALC], "raise SystemExit(1)\n")  # fails; keeps the workspace
+    assert project.run("34", "Open", *NO_GATES).result_line == "RESULT: FAIL PATCH:EXEC"
+    repo = project.workspace_repo("34")
+    (repo / "NOTES.md").write_text("my notes\n")
+    state = file_states(project.workspace_dir("34"))
+    project.write("CHANGELOG.md", "news\n")
+    new_main = project.commit_all("Live moves on")
+    project.patch("issue_34.py", [CALC], ADD_SUB)
+
+    refused = project.run("34", "Add sub", "-W", *NO_GATES)
+
+    assert refused.result_line == "RESULT: FAIL PREFLIGHT:WORKSPACE", refused.output
+    assert "NOTES.md" in refused.line("REASON:")
+    assert file_states(project.workspace_dir("34")) == state
+    assert project.head() == new_main
+
+    out = project.run("34", "Add sub", "-W", "--soft-reset-workspace", *NO_GATES)
+
+    assert out.result_line == "RESULT: SUCCESS", out.output
+    assert project.git("rev-parse", "HEAD^") == new_main
+    assert project.git("show", "--name-only", "--format=", "HEAD") == CALC, "notes dropped"
