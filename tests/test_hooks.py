@@ -928,6 +928,17 @@ def test_pre_commit_try_repo_runs_the_gates_and_the_origin_guard(
 
     project.git("reset", "-q", "--hard", pushed)
     ahead = commit_file(project.live, "README.md", "# democalc\n\nforward\n", "Forward")
-    forward = run([*guard, *refs, "--from-ref", pushed, "--to-ref", ahead], project.live, env=env)
+    assert project.head() == ahead
+    # by hand, `pre-commit run` takes any revision: HEAD is resolved, not refused as a bug
+    forward = run([*guard, *refs, "--from-ref", pushed, "--to-ref", "HEAD"], project.live, env=env)
 
     assert forward.returncode == 0, forward.stdout + forward.stderr
+
+    bad = run(
+        [sys.executable, "-m", "am_patch.hooks", "origin-guard"],
+        project.live,
+        env={**os.environ, "PRE_COMMIT_TO_REF": "no-such-rev", "PRE_COMMIT_FROM_REF": pushed},
+    )
+
+    assert bad.returncode == 1, bad.stderr
+    assert "PRE_COMMIT_TO_REF='no-such-rev' names no commit" in bad.stderr

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from am_patch import config
-from am_patch.errors import RunnerError, UsageError
+from am_patch.errors import Category, RunnerError, Stage, UsageError
 from am_patch.hooks import install, pre_commit, pre_push, pre_receive
 from am_patch.repo import ZERO_OID, Repo
 
@@ -68,10 +68,22 @@ def _config_for(repo: Repo) -> config.Config:
     return config.load(repo.root)
 
 
+def _commit_from_env(repo: Repo, variable: str) -> str:
+    """The commit the pre-commit framework passes in variable (an id, or any revision when run
+    by hand: `pre-commit run --to-ref HEAD`); ZERO_OID when unset."""
+    rev = os.environ.get(variable, ZERO_OID)
+    if rev == ZERO_OID:
+        return rev
+    found = repo.resolve(rev)
+    if found is None:
+        raise RunnerError(Stage.PREFLIGHT, Category.GIT, f"{variable}={rev!r} names no commit")
+    return found
+
+
 def _gates(repo: Repo, cfg: config.Config) -> int:
-    to_ref = os.environ.get("PRE_COMMIT_TO_REF")
+    to_ref = os.environ.get("PRE_COMMIT_TO_REF") and _commit_from_env(repo, "PRE_COMMIT_TO_REF")
     if to_ref:  # the pre-commit framework's pre-push stage: gate the pushed commit
-        from_ref = os.environ.get("PRE_COMMIT_FROM_REF", ZERO_OID)
+        from_ref = _commit_from_env(repo, "PRE_COMMIT_FROM_REF")
         known = from_ref != ZERO_OID and repo.contains(from_ref)
         tree = repo.tree_of(to_ref)
         base = repo.tree_of(from_ref) if known else repo.empty_tree()
@@ -88,9 +100,9 @@ def _gates(repo: Repo, cfg: config.Config) -> int:
 def _origin_guard(repo: Repo, cfg: config.Config) -> int:
     ref = pre_push.PushedRef(
         local_ref=os.environ.get("PRE_COMMIT_LOCAL_BRANCH", ""),
-        local_oid=os.environ.get("PRE_COMMIT_TO_REF", ZERO_OID),
+        local_oid=_commit_from_env(repo, "PRE_COMMIT_TO_REF"),
         remote_ref=os.environ.get("PRE_COMMIT_REMOTE_BRANCH", f"refs/heads/{cfg.main_branch}"),
-        remote_oid=os.environ.get("PRE_COMMIT_FROM_REF", ZERO_OID),
+        remote_oid=_commit_from_env(repo, "PRE_COMMIT_FROM_REF"),
     )
     reason = pre_push.guard_main(repo, cfg, ref)
     return _report("push", [reason] if reason else [])

@@ -83,6 +83,13 @@ class Repo(Workdir):
             return None
         return CommitOid(str(ref.resolve().target))
 
+    def resolve(self, rev: str) -> CommitOid | None:
+        """The commit a revision names (an id, a ref, HEAD~1, ...); None when it names none."""
+        try:
+            return CommitOid(str(self.raw.revparse_single(rev).peel(pygit2.Commit).id))
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+            return None
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         if ancestor == descendant:
             return True
