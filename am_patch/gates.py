@@ -22,19 +22,10 @@ from am_patch.verdicts import VerdictCache
 log = logging.getLogger("am_patch")
 
 PYTHON_SUFFIXES = (".py", ".pyi")
+# files whose change can alter what pytest or mypy find, though they are no project code
 TOOL_CONFIGS = frozenset(
-    {
-        "pyproject.toml",
-        "setup.cfg",
-        "setup.py",
-        "tox.ini",
-        "mypy.ini",
-        ".mypy.ini",
-        "pytest.ini",
-        "ruff.toml",
-        ".ruff.toml",
-        "conftest.py",
-    }
+    {"pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "mypy.ini", ".mypy.ini"}
+    | {"pytest.ini", "ruff.toml", ".ruff.toml", "conftest.py"}
 )
 PYTEST_NO_TESTS = 5
 REWRITE_ROUNDS = 3  # passes over the gates while formatters and fixers keep changing the tree
