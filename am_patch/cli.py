@@ -5,15 +5,19 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 from am_patch import __version__, config, pipeline
 from am_patch.errors import Category, RunnerError, Stage, UsageError
+from am_patch.flags import FLAGS
 from am_patch.lock import RunLock
 from am_patch.repo import Repo
 from am_patch.runlog import RunLog, Summary, print_summary
@@ -22,131 +26,48 @@ log = logging.getLogger("am_patch")
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ISSUE_ID = re.compile(r"[0-9]+")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-@dataclass(frozen=True, slots=True)
-class Flag:
-    """An option; `short` options are the only ones with one-letter aliases and in short help."""
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP during a run: unwinds like Ctrl-C, so the workspace is rolled back and
+    the summary printed; the exit code is 128 + the signal number, as a shell reports it."""
 
-    names: tuple[str, ...]
-    help: str
-    key: str | None = None  # the config key a switch sets
-    value: Any = True
-    metavar: str | None = None
-    short: bool = False
-    group: str = "Run"
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
 
 
-FLAGS: tuple[Flag, ...] = (
-    Flag(
-        ("-n", "--allow-no-op"),
-        "a patch that changes nothing ends in SUCCESS without a commit",
-        "allow_no_op",
-        short=True,
-        group="Scope",
-    ),
-    Flag(
-        ("-a", "--allow-undeclared-paths"),
-        "allow and promote changes to files outside FILES",
-        "allow_undeclared_paths",
-        short=True,
-        group="Scope",
-    ),
-    Flag(
-        ("-t", "--allow-untouched-files"),
-        "allow declared files that the patch did not change",
-        "allow_untouched_files",
-        short=True,
-        group="Scope",
-    ),
-    Flag(
-        ("-r", "--run-all-gates"),
-        "run every gate on its full targets, not only those in scope",
-        "run_all_gates",
-        short=True,
-        group="Gates",
-    ),
-    Flag(
-        ("-g", "--allow-gates-fail"),
-        "run every gate and continue even if some fail",
-        "allow_gates_fail",
-        short=True,
-        group="Gates",
-    ),
-    Flag(
-        ("-u", "--skip-up-to-date"),
-        "skip the check that origin/main is not ahead of main",
-        "skip_up_to_date",
-        short=True,
-        group="Live repo",
-    ),
-    Flag(
-        ("-W", "--update-workspace"),
-        "move the workspace base to live main before patching",
-        "update_workspace",
-        short=True,
-        group="Workspace",
-    ),
-    Flag(
-        ("-k", "--keep-workspace"),
-        "keep the workspace after a success",
-        "delete_workspace_on_success",
-        False,
-        short=True,
-        group="Workspace",
-    ),
-    Flag(
-        ("--soft-reset-workspace",),
-        "reset the workspace to its base before patching",
-        "soft_reset_workspace",
-        group="Workspace",
-    ),
-    Flag(
-        ("--test-mode",),
-        "patch and gates in a throw-away workspace, then stop",
-        "test_mode",
-        group="Modes",
-    ),
-    Flag(
-        ("--disable-promotion",),
-        "run the gates but change nothing in live or origin",
-        "disable_promotion",
-        group="Modes",
-    ),
-    Flag(
-        ("--require-push-success",),
-        "fail the run (PUSH:FAILED) when the push fails",
-        "require_push_success",
-        group="Live repo",
-    ),
-    Flag(
-        ("--allow-non-main",),
-        "run on the current branch instead of main, and push that branch",
-        "allow_non_main",
-        group="Live repo",
-    ),
-    Flag(
-        ("--overwrite-live", "--allow-live-changed"),
-        "main moved and touched our files: the workspace version wins",
-        "live_changed_resolution",
-        "overwrite_live",
-        group="Live repo",
-    ),
-    Flag(
-        ("--overwrite-workspace",),
-        "main moved and touched our files: the live version wins",
-        "live_changed_resolution",
-        "overwrite_workspace",
-        group="Live repo",
-    ),
-    Flag(
-        ("--unsafe-no-sandbox",),
-        "run the patch script WITHOUT bubblewrap (logged loudly)",
-        "sandbox",
-        "off",
-        group="Safety",
-    ),
-)
+@dataclass(slots=True)
+class _Stop:
+    """Only the first stop signal raises, and only while armed: a second one, or one after the
+    run's outcome is known, must not cut the rollback, the archive or the summary short."""
+
+    signum: int | None = None
+    armed: bool = True
+
+    def handle(self, signum: int, _frame: object) -> None:
+        first = self.signum is None
+        self.signum = self.signum or signum
+        if first and self.armed:
+            raise Terminated(signum)
+        log.info("%s received while the run ends: finishing", signal.Signals(signum).name)
+
+
+@contextmanager
+def _stop_signals_raise() -> Iterator[_Stop]:
+    """SIGTERM and SIGHUP raise Terminated for the duration of the block (main thread only:
+    Python delivers signals nowhere else)."""
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {signum: signal.signal(signum, stop.handle) for signum in STOP_SIGNALS}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -342,6 +263,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("am-patch: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated as exc:  # before the run's log exists, e.g. waiting for the lock
+        print(f"am-patch: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except Exception as exc:  # outside a run there is no log yet: one line, still a bug
         print(f"am-patch: internal error (a bug): {type(exc).__name__}: {exc}", file=sys.stderr)
         print("RESULT: FAIL INTERNAL:BUG")
@@ -358,7 +282,12 @@ def _run(live: Repo, args: argparse.Namespace, request: pipeline.Request) -> int
     patches_dir = live.root / "patches"
     summary = Summary(issue_id=request.issue_id, mode=request.mode, message=request.message)
     label = f"issue_{request.issue_id}" if request.issue_id else "finalize_live"
-    with RunLock(patches_dir / "am_patch.lock") as lock, RunLog(patches_dir, label) as runlog:
+    interrupted_exit = EXIT_INTERRUPTED
+    with (
+        _stop_signals_raise() as stop,
+        RunLock(patches_dir / "am_patch.lock") as lock,
+        RunLog(patches_dir, label) as runlog,
+    ):
         live.add_exclude("/patches/")
         summary.log_path = str(runlog.path.relative_to(live.root))
         log.info(
@@ -382,19 +311,23 @@ def _run(live: Repo, args: argparse.Namespace, request: pipeline.Request) -> int
         except RunnerError as exc:
             summary.code, summary.reason = exc.code, exc.message
             log.info("failure fingerprint: %s %s", exc.code, exc.message)
-        except KeyboardInterrupt:
-            stopped = RunnerError(Stage.INTERNAL, Category.INTERRUPTED, "interrupted by Ctrl-C")
+        except (KeyboardInterrupt, Terminated) as exc:
+            why = str(exc) if isinstance(exc, Terminated) else "interrupted by Ctrl-C"
+            if isinstance(exc, Terminated):
+                interrupted_exit = 128 + exc.signum
+            stopped = RunnerError(Stage.INTERNAL, Category.INTERRUPTED, why)
             summary.code, summary.reason = stopped.code, stopped.message
             run = None  # an interrupted run files nothing away: its input stays in patches/
         except Exception as exc:
             log.info("unexpected error:\n%s", traceback.format_exc())
             bug = RunnerError(Stage.INTERNAL, Category.BUG, f"{type(exc).__name__}: {exc}")
             summary.code, summary.reason = bug.code, bug.message + " (a bug; see the log)"
+        stop.armed = False
         runlog.log_summary(summary)  # before archiving: the failure zip carries the whole log
         if run is not None:
             run.archive()
         runlog.write_json(summary)
     print_summary(summary)
     if summary.code == f"{Stage.INTERNAL}:{Category.INTERRUPTED}":
-        return EXIT_INTERRUPTED
+        return interrupted_exit
     return EXIT_OK if summary.success else EXIT_FAIL

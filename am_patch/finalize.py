@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from am_patch import audit, promote, publish, scope
+from am_patch import audit, crash, promote, publish, scope
 from am_patch import workspace as wsp
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.repo import CommitOid, Snapshot
@@ -23,6 +23,15 @@ def workspace(run: Run, branch: str) -> None:
             Category.WORKSPACE,
             f"no workspace for issue {run.issue} under patches/workspaces/",
         )
+    if ws.meta.pending is not None and ws.meta.pending.interrupted:
+        if run.config.test_mode:  # test mode never changes a real workspace
+            raise RunnerError(
+                Stage.PREFLIGHT,
+                Category.WORKSPACE,
+                f"a killed attempt left the workspace of issue {run.issue} half-patched; "
+                "a run without --test-mode restores it",
+            )
+        ws = wsp.recover_killed(run.live, ws)  # never land a half-applied patch
     run.ws = ws
     snap = ws.open().snapshot(tracked_in=ws.meta.base)
     run.last_snapshot = snap
@@ -111,13 +120,30 @@ def _land_in_place(
             Category.LIVE_DIRTY,
             "live files changed during the run: " + ", ".join(changed_meanwhile),
         )
+    promote.check_index_free(run.live)
+    # Journaled as a landing from commit to commit: if the run dies after the ref moved,
+    # recover() syncs index and files to it; before, main is not at either end, so recover()
+    # leaves the user's edits (the change itself) alone.
+    landing = promote.Landing(branch=branch, old=commit, new=commit, paths=tuple(paths))
+    journal = promote.write_journal(run.live, landing)
     if not run.live.cas_ref(f"refs/heads/{branch}", head, commit, "am-patch: finalize"):
+        journal.unlink()
         raise RunnerError(
             Stage.PROMOTION,
             Category.LIVE_CHANGED,
             f"{branch} moved during the run; nothing was committed",
         )
-    run.live.checkout_paths(commit, paths, force=True)
     run.summary.commit = commit
+    crash.point("landed")
+    try:
+        run.live.checkout_paths(commit, paths, force=True)
+    except RunnerError as exc:
+        raise RunnerError(
+            Stage.PROMOTION,
+            Category.LIVE_DIRTY,
+            f"{branch} is at {commit[:12]} but its index could not follow ({exc}); "
+            "the next am-patch run (or am-patch-hook recover) syncs it; commit nothing before",
+        ) from exc
+    journal.unlink()
     say(f"[promotion] {branch} now at {commit[:12]}")
     publish.push_landed(run.live, run.config, commit, branch, run.summary)

@@ -17,6 +17,7 @@ from am_patch import (
     finalize,
     gates,
     patchfile,
+    preflight,
     promote,
     publish,
     sandbox,
@@ -85,7 +86,7 @@ class Run:
         recovered = promote.recover(self.live)
         if recovered:
             say(f"[preflight] {recovered}")
-        branch = preflight_git(self.live, self.config)
+        branch = preflight.live_branch(self.live, self.config)
         if self.request.mode is Mode.FINALIZE_LIVE:
             publish.sync(self.live, self.config, branch)
             self._preflight_sandbox(script=False)
@@ -165,6 +166,9 @@ class Run:
         wsrepo = ws.open()
         checkpoint = wsrepo.snapshot(tracked_in=ws.meta.base)
         log.info("checkpoint tree %s", checkpoint.tree)
+        # in meta.json until the attempt ends: a run killed with no chance to roll back leaves
+        # it, and the next run restores the checkpoint instead of patching on top
+        self.ws = ws = wsp.begin_attempt(ws, checkpoint.tree)
         crash.point("workspace")
         try:
             self._apply_patch(ws)
@@ -172,14 +176,16 @@ class Run:
             report = self._scope(ws, wsrepo)
             if not report.changes:
                 say("[scope] nothing changed, allowed by -n: nothing to commit")
+                self.ws = wsp.end_attempt(ws)
                 return
             before = self.last_snapshot.tree if self.last_snapshot else None
             final = self.gate_workspace(ws, report.touched, before)
-        except BaseException as exc:  # a crash or Ctrl-C too: the next attempt starts clean
+        except BaseException as exc:  # a crash, Ctrl-C, SIGTERM too: the next attempt starts clean
             if isinstance(exc, RunnerError) and exc.stage is Stage.PATCH:
                 # keep what the patch left for the failure zip
                 self.last_snapshot = wsrepo.snapshot(tracked_in=ws.meta.base)
             self._rollback(ws, wsrepo, checkpoint)
+            self.ws = wsp.end_attempt(ws)
             raise
         crash.point("gates")
         if cfg.test_mode or cfg.disable_promotion:
@@ -198,6 +204,8 @@ class Run:
             landed_stages = (Stage.PUSH, Stage.AUDIT)
             if self.summary.commit is None and getattr(exc, "stage", None) not in landed_stages:
                 self._hold_result(ws.meta.base, checkpoint.tree)
+            elif self.ws is not None:
+                self.ws = wsp.end_attempt(self.ws)  # landed: nothing of the attempt to undo
             raise
 
     def _hold_result(self, base: CommitOid, before: str) -> None:
@@ -265,7 +273,7 @@ class Run:
                 "the workspace keeps its failed state for repair"
             )
             return
-        wsrepo.restore(checkpoint.tree, tracked_in=ws.meta.base)
+        wsrepo.restore(checkpoint.tree, tracked_in=ws.meta.base, ignored=checkpoint.ignored)
         self.live.set_branch(ws.branch, ws.meta.base)
         wsrepo.reset_index(self.live.tree_of(ws.meta.base))
         say("[rollback] workspace restored to its exact pre-patch state")
@@ -275,28 +283,33 @@ class Run:
     def gate_workspace(
         self, ws: wsp.Workspace, touched: tuple[str, ...], before: str | None
     ) -> Snapshot:
-        """Gate the workspace; the snapshot the gates leave (formatter edits included)."""
+        """Gate exactly the tree the workspace would land, in a scratch export; the gates' edits
+        (formatters, blessed outputs) are written back, so the workspace is what was gated.
+
+        Ignored files in the workspace never land, so the gates must not see them either.
+        """
         wsrepo = ws.open()
-
-        def fingerprint() -> dict[str, tuple[str, int]]:
-            return wsrepo.snapshot(tracked_in=ws.meta.base, write=False).entries
-
-        planned, verdicts = gates.run_in(
+        snap = wsrepo.snapshot(tracked_in=ws.meta.base)
+        if before is not None and before != snap.tree:
+            log.info("gating the workspace as it is now (%s), not %s", snap.tree, before)
+        checked = treecheck.check_tree(
             self.config,
-            workdir=ws.repo_dir,
-            cache_dir=ws.cache_dir,
-            project_root=self.live.root,
-            git_common_dir=self.live.common_dir,
+            self.live,
+            tree=snap.tree,
             touched=touched,
             cache=self.cache,
-            tree=before,
-            fingerprint=fingerprint,
+            project_root=self.live.root,
+            scratch_parent=ws.dir,  # the export is this issue's, next to its worktree
+            cache_dir=ws.cache_dir,
         )
-        self._judge(verdicts, Stage.GATES)
-        final = ws.open().snapshot(tracked_in=ws.meta.base)
-        self.last_snapshot = final
-        gates.record(planned, verdicts, self.cache, final.tree)
-        return final
+        self._judge(checked.verdicts, Stage.GATES)
+        if checked.tree != snap.tree:
+            wsrepo.restore(checked.tree, tracked_in=ws.meta.base)
+            snap = wsrepo.snapshot(tracked_in=ws.meta.base)
+            if snap.tree != checked.tree:  # e.g. a blessed output the workspace ignores
+                log.info("the workspace holds %s, the gates passed %s", snap.tree, checked.tree)
+        self.last_snapshot = snap
+        return snap
 
     def gate_tree(self, tree: str, touched: tuple[str, ...], stage: Stage) -> str:
         """Gate exactly tree in a scratch export under patches/workspaces; the tree the gates
@@ -370,17 +383,3 @@ class Run:
         elif self.ws is not None:
             wanted |= set(self.ws.meta.files)
         return {p: self.live.blob_bytes(snap.entries[p][0]) for p in wanted if p in snap.entries}
-
-
-def preflight_git(live: Repo, cfg: Config) -> str:
-    """The branch this run lands on: main, or the current branch with --allow-non-main."""
-    branch = live.head_branch()
-    if branch is None:
-        raise RunnerError(Stage.PREFLIGHT, Category.GIT, "HEAD is detached: check out main first")
-    if branch != cfg.main_branch and not cfg.allow_non_main:
-        raise RunnerError(
-            Stage.PREFLIGHT,
-            Category.GIT,
-            f"live repo is on {branch!r}, not {cfg.main_branch!r} (--allow-non-main to proceed)",
-        )
-    return branch

@@ -37,9 +37,23 @@ def _journal(live: Repo) -> Path:
     return live.common_dir / JOURNAL
 
 
-def check_live_clean(live: Repo, paths: Sequence[str]) -> None:
-    """PROMOTION:LIVE_DIRTY if the user has uncommitted edits to any path we would write."""
-    dirty = live.dirty_paths(paths)
+INDEX_BUSY = "another git process holds the live index (.git/index.lock)"
+
+
+def check_index_free(live: Repo) -> None:
+    """PROMOTION:LIVE_DIRTY while an IDE or another git command holds the live index."""
+    if live.index_locked():
+        raise RunnerError(
+            Stage.PROMOTION,
+            Category.LIVE_DIRTY,
+            f"{INDEX_BUSY}; nothing was changed; rerun when it is done",
+        )
+
+
+def check_live_clean(live: Repo, paths: Sequence[str], incoming: CommitOid | None = None) -> None:
+    """PROMOTION:LIVE_DIRTY if the user has uncommitted edits to any path we would write, or a
+    file in its way (an untracked parent file, an ignored file incoming would overwrite)."""
+    dirty = live.dirty_paths(paths, incoming)
     if dirty:
         shown = ", ".join(dirty[:5])
         raise RunnerError(
@@ -52,7 +66,31 @@ def check_live_clean(live: Repo, paths: Sequence[str]) -> None:
 
 def land(live: Repo, landing: Landing) -> None:
     """Fast-forward: write the paths (refusing to clobber edits), then CAS the branch ref."""
-    check_live_clean(live, landing.paths)
+    check_live_clean(live, landing.paths, landing.new)
+    check_index_free(live)
+    journal = write_journal(live, landing)
+    try:
+        live.checkout_paths(landing.new, list(landing.paths))
+        crash.point("landing")
+        moved = live.cas_ref(
+            f"refs/heads/{landing.branch}", landing.old, landing.new, "am-patch: fast-forward"
+        )
+    except BaseException as exc:
+        _roll_back(live, landing, exc)
+        raise
+    if not moved:
+        _roll_back(live, landing, None)
+        raise RunnerError(
+            Stage.PROMOTION,
+            Category.LIVE_CHANGED,
+            f"{landing.branch} moved while landing; nothing was changed, rerun",
+        )
+    journal.unlink(missing_ok=True)
+    log.info("live %s fast-forwarded %s -> %s", landing.branch, landing.old, landing.new)
+
+
+def write_journal(live: Repo, landing: Landing) -> Path:
+    """Record the landing about to start, so recover() can finish or undo it after a crash."""
     journal = _journal(live)
     record = {
         "branch": landing.branch,
@@ -61,23 +99,44 @@ def land(live: Repo, landing: Landing) -> None:
         "paths": list(landing.paths),
     }
     journal.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    return journal
+
+
+def _roll_back(live: Repo, landing: Landing, exc: BaseException | None) -> None:
+    """The ref did not move: put the written paths back to the old commit, then drop the
+    journal. If that fails too (say the index is locked), the journal stays for recover();
+    a git error becomes PROMOTION:LIVE_DIRTY saying so."""
+    if exc is not None and live.ref_commit(f"refs/heads/{landing.branch}") == landing.new:
+        return  # main did move: the journal stays and recover() syncs the paths to it
     try:
-        live.checkout_paths(landing.new, list(landing.paths))
-        crash.point("landing")
-        moved = live.cas_ref(
-            f"refs/heads/{landing.branch}", landing.old, landing.new, "am-patch: fast-forward"
-        )
-        if not moved:
-            live.checkout_paths(landing.old, list(landing.paths), force=True)
-            raise RunnerError(
-                Stage.PROMOTION,
-                Category.LIVE_CHANGED,
-                f"{landing.branch} moved while landing; nothing was changed, rerun",
-            )
-    finally:
-        if live.ref_commit(f"refs/heads/{landing.branch}") in (landing.old, landing.new):
-            journal.unlink(missing_ok=True)
-    log.info("live %s fast-forwarded %s -> %s", landing.branch, landing.old, landing.new)
+        _sync_paths(live, landing.new, landing.old, landing.paths)
+    except RunnerError as failed:
+        if not _put_back_files(live, landing):
+            log.warning("rolling back the landing failed (%s): journal kept for recovery", failed)
+            if exc is None or isinstance(exc, RunnerError):
+                raise RunnerError(
+                    Stage.PROMOTION,
+                    Category.LIVE_DIRTY,
+                    f"landing on {landing.branch} failed ({exc or failed}) and so did rolling "
+                    f"it back; am-patch did not move {landing.branch}; the next am-patch run "
+                    "(or am-patch-hook recover) restores the files",
+                ) from exc
+            return  # an unexpected error: it propagates, the journal stays
+        log.warning("rolled back the files only (%s): the index never got them", failed)
+    _journal(live).unlink(missing_ok=True)
+    if isinstance(exc, RunnerError):
+        raise RunnerError(
+            exc.stage, exc.category, f"{exc.message}; rolled back: nothing was changed, rerun"
+        ) from exc
+
+
+def _put_back_files(live: Repo, landing: Landing) -> bool:
+    """The index cannot be written (another process locked it): put back the files am-patch
+    wrote, leaving the index alone. True when that restores a consistent state: the index on
+    disk still holds the old commit's entries for the paths."""
+    written = [p for p in landing.paths if not live.differs_from(landing.new, [p])]
+    live.write_paths(landing.old, written)
+    return live.index_matches(landing.old, landing.paths)
 
 
 def undo(live: Repo, landing: Landing) -> None:
@@ -103,6 +162,13 @@ def recover(live: Repo) -> str | None:
     journal = _journal(live)
     if not journal.is_file():
         return None
+    if live.index_locked():
+        raise RunnerError(
+            Stage.PREFLIGHT,
+            Category.GIT,
+            f"{INDEX_BUSY} and an interrupted am-patch landing waits to be recovered; "
+            "nothing was changed; rerun when it is done",
+        )
     data = json.loads(journal.read_text(encoding="utf-8"))
     branch, old, new = data["branch"], data["old"], data["new"]
     paths = [str(p) for p in data["paths"]]

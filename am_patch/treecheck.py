@@ -56,12 +56,15 @@ def check_tree(
     cache: VerdictCache,
     project_root: Path,
     scratch_parent: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> TreeCheck:
     """Gate exactly `tree`, exported to a scratch directory; nothing else is touched.
 
     Nothing is exported when nothing would run: every gate skipped for `touched` (a docs-only
     commit) or cached for `tree`. The passes are recorded for the tree the gates leave, which
-    is `tree` unless a formatter rewrote a file.
+    is `tree` unless a formatter rewrote a file or a gate wrote a blessed output (a report).
+    The gates' tool caches go to cache_dir when given (a workspace's, kept between attempts),
+    else to a scratch one.
     """
     # Planned against tree's own entries, so the skip decision is the export's. Only mypy's
     # default targets come from the project root's config; a pass cached under them is still a
@@ -96,7 +99,7 @@ def check_tree(
         planned, verdicts = run_in(
             config,
             workdir=root,
-            cache_dir=Path(tmp) / "cache",
+            cache_dir=cache_dir or Path(tmp) / "cache",
             project_root=project_root,
             git_common_dir=repo.common_dir,
             touched=touched,
@@ -107,7 +110,8 @@ def check_tree(
         blessed = set(config.blessed_outputs)
         # a rewriter run on its full targets (-r) may change files beyond the touched ones
         rewrote = set(differences(seen["first"], seen["last"])) - blessed
-        after = repo.tree_from_dir(tree, root, sorted(set(touched) | rewrote))
+        # a blessed output is a product of the gates that lands with the tree they passed
+        after = repo.tree_from_dir(tree, root, sorted(set(touched) | rewrote | blessed))
         record(planned, verdicts, cache, after)
         rewritten = [c.path for c in repo.diff_trees(tree, after) if c.path not in blessed]
         return TreeCheck(verdicts=verdicts, tree=after, rewritten=rewritten)

@@ -18,10 +18,15 @@ log = logging.getLogger("am_patch")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Pending:
     """A gated result that did not land: the workspace before the patch, and as the gates left it
-    (snapshot trees relative to the workspace base)."""
+    (snapshot trees relative to the workspace base). Without `after`, an attempt in progress: a
+    run that finds it was killed (SIGKILL, power loss) mid-attempt, and restores `before`."""
 
     before: TreeOid
-    after: TreeOid
+    after: TreeOid | None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.after is None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -46,7 +51,8 @@ class Meta:
             files=tuple(str(f) for f in data["files"]),
             created=float(data.get("created", 0)),
             pending=Pending(
-                before=TreeOid(str(pending["before"])), after=TreeOid(str(pending["after"]))
+                before=TreeOid(str(pending["before"])),
+                after=TreeOid(str(pending["after"])) if pending.get("after") else None,
             )
             if pending
             else None,
@@ -146,6 +152,8 @@ def prepare(
             _refuse_dropping_own_changes(ws)
         if soft_reset_first:
             ws = soft_reset(live, ws)
+        elif meta.pending is not None and meta.pending.interrupted:
+            ws = recover_killed(live, ws)
         elif meta.pending is not None:
             ws = set_aside(live, ws)
         if update_base and ws.meta.base != live_head:
@@ -198,12 +206,20 @@ def _refuse_dropping_own_changes(ws: Workspace) -> None:
 
 def move_base(live: Repo, ws: Workspace, new_base: CommitOid, tree: str | None = None) -> Workspace:
     """Start over from new_base: branch, index, and files (tree, else new_base's own)."""
+    pending = ws.meta.pending
+    if pending is not None and pending.interrupted:
+        # an attempt in progress (a re-gate after a rebase) stays recorded, its start carried over
+        own = [c.path for c in live.diff_trees(live.tree_of(ws.meta.base), pending.before)]
+        before = live.tree_with(live.tree_of(new_base), pending.before, own)
+        pending = Pending(before=TreeOid(before), after=None)
+    else:
+        pending = None
     live.set_branch(ws.branch, new_base)
     repo = ws.open()
     repo.restore(tree or repo.tree_of(new_base), tracked_in=ws.meta.base)
     repo.reset_index(repo.tree_of(new_base))
     log.info("workspace base moved from %s to %s", ws.meta.base, new_base)
-    return _saved(replace(ws, meta=replace(ws.meta, base=new_base, pending=None)))
+    return _saved(replace(ws, meta=replace(ws.meta, base=new_base, pending=pending)))
 
 
 def keep_landed(live: Repo, ws: Workspace, commit: CommitOid) -> Workspace:
@@ -242,6 +258,46 @@ def hold(live: Repo, ws: Workspace, *, base: CommitOid, before: str, after: str)
     return _saved(replace(ws, meta=replace(ws.meta, pending=pending)))
 
 
+def begin_attempt(ws: Workspace, before: str) -> Workspace:
+    """Record, before the patch touches it, that an attempt is changing the workspace from
+    `before`: a run killed where it cannot roll back leaves this for the next run to undo."""
+    return _saved(
+        replace(ws, meta=replace(ws.meta, pending=Pending(before=TreeOid(before), after=None)))
+    )
+
+
+def end_attempt(ws: Workspace) -> Workspace:
+    """The attempt ended in a way the run controlled (rolled back, held or landed): forget it."""
+    if ws.meta.pending is None or not ws.meta.pending.interrupted or not ws.dir.is_dir():
+        return ws
+    return _saved(replace(ws, meta=replace(ws.meta, pending=None)))
+
+
+def recover_killed(live: Repo, ws: Workspace) -> Workspace:
+    """A run was killed mid-attempt: put the workspace back as it was before that attempt, so
+    the patch is not applied on top of its half-done self."""
+    pending = ws.meta.pending
+    assert pending is not None and pending.interrupted
+    repo = ws.open()
+    if not repo.contains(pending.before):
+        raise RunnerError(
+            Stage.PREFLIGHT,
+            Category.WORKSPACE,
+            f"a killed attempt left the workspace of issue {ws.meta.issue_id} half-patched and "
+            "git no longer has its state before that attempt (pruned?): start over with "
+            "--soft-reset-workspace",
+        )
+    now = repo.snapshot(tracked_in=ws.meta.base, write=False).entries
+    if now != repo.tree_entries(pending.before) or repo.head_commit() != ws.meta.base:
+        restore(live, ws, pending.before)
+        say(
+            "[workspace] a killed attempt left the workspace half-patched; "
+            "restored it to the state before that attempt"
+        )
+    log.info("killed attempt undone: workspace at %s", pending.before)
+    return _saved(replace(ws, meta=replace(ws.meta, pending=None)))
+
+
 def set_aside(live: Repo, ws: Workspace) -> Workspace:
     """A rerun over a held result: back to the state before it when the workspace still is
     exactly that result; PREFLIGHT:WORKSPACE, changing nothing, when it was edited since."""
@@ -251,6 +307,7 @@ def set_aside(live: Repo, ws: Workspace) -> Workspace:
     next_step = (
         f"land it with --finalize-workspace {issue}, or start over with --soft-reset-workspace"
     )
+    assert pending.after is not None
     repo = ws.open()
     if not (repo.contains(pending.before) and repo.contains(pending.after)):
         raise RunnerError(

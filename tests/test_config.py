@@ -95,7 +95,7 @@ def test_spec_named_keys_exist() -> None:
 
 
 def test_every_cli_switch_has_a_config_key() -> None:
-    from am_patch.cli import FLAGS
+    from am_patch.flags import FLAGS
 
     for flag in FLAGS:
         assert flag.key in SCALAR_KEYS, flag.names

@@ -321,3 +321,36 @@ def test_relative_gate_python_is_taken_from_the_project_root(tmp_path: Path) -> 
     assert python("venv/bin/python") == tmp_path / "repo" / "venv" / "bin" / "python"
     assert python(sys.executable) == Path(sys.executable)
     assert python("python3") == Path("python3")
+
+
+# --- the gates see exactly the tree that lands: no ignored file of the workspace -------------
+
+VERSION_FILE = "src/democalc/_version.py"
+USES_IGNORED_VERSION = f"""
+Path({VERSION_FILE!r}).write_text('VERSION = "1.0"\\n')
+p = Path({CALC!r})
+p.write_text(
+    p.read_text().replace(
+        '\"\"\"Arithmetic.\"\"\"\\n',
+        '\"\"\"Arithmetic.\"\"\"\\n\\nfrom democalc._version import VERSION\\n',
+    )
+    + "\\n\\ndef version() -> str:\\n    return VERSION\\n"
+)
+"""
+
+
+def test_an_ignored_file_the_patch_wrote_is_not_seen_by_the_gates(project: Project) -> None:
+    gitignore = project.live / ".gitignore"
+    gitignore.write_text(gitignore.read_text() + "_version.py\n")
+    before = project.commit_all("Ignore the generated version file")
+    project.patch("issue_10.py", [CALC], USES_IGNORED_VERSION)
+
+    out = project.run("10", "Use the version")
+
+    assert out.result_line == "RESULT: FAIL GATES:PYTEST", out.output
+    assert "_version" in project.log_of(out), "pytest must fail on the missing import"
+    assert_nothing_landed(project, before, out)
+    assert not (project.live / VERSION_FILE).exists()
+    repo = project.workspace_repo("10")
+    assert not (repo / VERSION_FILE).exists(), "the rollback removes the ignored file too"
+    assert "from democalc._version" not in (repo / CALC).read_text()

@@ -942,3 +942,49 @@ def test_pre_commit_try_repo_runs_the_gates_and_the_origin_guard(
 
     assert bad.returncode == 1, bad.stderr
     assert "PRE_COMMIT_TO_REF='no-such-rev' names no commit" in bad.stderr
+
+
+def test_symlinked_foreign_hook_is_kept_as_a_link_and_both_hooks_still_run(
+    project: Project,
+) -> None:
+    """pre-push -> pre-commit in core.hooksPath: the link is moved aside as it is, never written
+    through; commit and push run the user's script and the checks; uninstall restores the link."""
+    hooks = project.live / "myhooks"
+    hooks.mkdir()
+    project.git("config", "core.hooksPath", "myhooks")
+    marker = project.base / "user-hook-ran"
+    user_text = f'#!/bin/sh\necho "user hook" >> "{marker}"\n'
+    (hooks / "pre-commit").write_text(user_text)
+    (hooks / "pre-commit").chmod(0o755)
+    (hooks / "pre-push").symlink_to("pre-commit")
+
+    install(project.live)
+    install(project.live)  # idempotent over links too
+
+    for name in ("pre-commit", "pre-push"):
+        assert not (hooks / name).is_symlink()
+        assert "managed by am-patch-hook install" in (hooks / name).read_text()
+    assert (hooks / "pre-commit.am-patch-foreign").read_text() == user_text
+    assert os.readlink(hooks / "pre-push.am-patch-foreign") == "pre-commit"
+    project.write(CALC, BROKEN_ADD)
+    project.git("add", CALC)
+    head = project.head()
+    refused = git(project.live, "commit", "-m", "Break")
+    assert refused.returncode != 0
+    assert "gate pytest failed" in refused.stderr
+    assert project.head() == head
+    assert marker.read_text() == "user hook\n"
+    project.git("checkout", "HEAD", "--", CALC)
+    good = commit_file(project.live, "README.md", "# democalc\n\nok\n", "Readme")
+    assert marker.read_text() == "user hook\n" * 2
+    pushed = git(project.live, "push", "-q", "origin", "main")
+    assert pushed.returncode == 0, pushed.stderr
+    assert project.origin_head() == good
+    assert marker.read_text() == "user hook\n" * 3
+
+    removed = hook(project.live, "uninstall")
+
+    assert removed.returncode == 0, removed.stderr
+    assert (hooks / "pre-commit").read_text() == user_text
+    assert os.readlink(hooks / "pre-push") == "pre-commit"
+    assert sorted(p.name for p in hooks.iterdir()) == ["pre-commit", "pre-push"]

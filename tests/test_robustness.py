@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from am_patch import cli, config, gates, proc
+from am_patch import cli, config, gates, proc, treecheck
 from am_patch.errors import RunnerError
 from testing.project import NO_GATES, Outcome, Project
 
@@ -160,7 +160,7 @@ def test_an_unexpected_error_in_the_gates_rolls_the_workspace_back(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom-3f9a")
 
-    monkeypatch.setattr(gates, "run_in", broken)
+    monkeypatch.setattr(treecheck, "check_tree", broken)
     code = cli.main(["--repo", str(project.live), "85", "Crash", *NO_GATES])
     out = capsys.readouterr().out
     assert code == 1
@@ -197,11 +197,15 @@ def test_ctrl_c_during_a_gate_rolls_the_workspace_back_and_exits_130(project: Pr
         stderr=subprocess.STDOUT,
         text=True,
     )
-    started = project.workspace_repo("86") / "gate_started"
+    wdir = project.workspace_dir("86")  # the gates run in a scratch export under it
+
+    def started() -> bool:
+        return any(wdir.glob("**/gate_started"))
+
     deadline = time.monotonic() + 120
-    while not started.exists() and running.poll() is None and time.monotonic() < deadline:
+    while not started() and running.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert started.exists(), running.communicate()[0] if running.poll() is not None else ""
+    assert started(), running.communicate()[0] if running.poll() is not None else ""
     running.send_signal(signal.SIGINT)
     output, _ = running.communicate(timeout=60)
     assert running.returncode == 130, output

@@ -184,3 +184,29 @@ def test_rollback_never_keeps_the_failed_state(project: Project) -> None:
     note = rollback_note(project, out)
     assert "never" in note and "restored" not in note, note
     assert "return a + b" in (project.live / CALC).read_text()
+
+
+def test_rollback_removes_the_ignored_files_the_patch_created(project: Project) -> None:
+    repo = prepare_used_workspace(project, "33")
+    (repo / ".venv").mkdir()
+    (repo / ".venv/keep.txt").write_text("the user's\n")
+    (repo / "src/democalc/__pycache__").mkdir()
+    (repo / "src/democalc/__pycache__/old.pyc").write_bytes(b"old")
+    before = file_states(repo, skip_git_pointer=True)
+    litter = """
+for rel in ("tests/__pycache__/t.pyc", "gen/__pycache__/g.pyc", ".mypy_cache/m.json"):
+    Path(rel).parent.mkdir(parents=True, exist_ok=True)
+    Path(rel).write_text("litter")
+raise SystemExit(1)
+"""
+    project.patch("issue_33.py", DECLARED, litter)
+
+    out = project.run("33", "Litter", *NO_GATES)
+
+    assert out.result_line == "RESULT: FAIL PATCH:EXEC", out.output
+    assert "restored" in rollback_note(project, out)
+    for created in ("tests/__pycache__", "gen", ".mypy_cache"):
+        assert not (repo / created).exists(), f"{created} is left over from the failed patch"
+    assert (repo / "src/democalc/__pycache__/old.pyc").read_bytes() == b"old"
+    assert (repo / ".venv/keep.txt").is_file(), "an ignored directory that was there stays"
+    assert file_states(repo, skip_git_pointer=True) == before

@@ -41,10 +41,39 @@ fi
 
 
 def is_ours(path: Path) -> bool:
+    """Our shim, as a regular file: a symlink is never ours, even to our shim (it is the user's
+    way of sharing one hook script between hooks, and writing through it clobbers its target)."""
+    if path.is_symlink():
+        return False
     try:
         return MARKER in path.read_text(errors="replace")
     except OSError:
         return False
+
+
+def _exists(path: Path) -> bool:
+    """A file or a symlink, dangling or not, is there: nothing may be written over it."""
+    return path.is_symlink() or path.exists()
+
+
+def _runs(directory: Path, foreign: Path, hooks: tuple[str, ...]) -> Path:
+    """What the shim runs for a kept foreign hook: the kept hook itself, unless it is a symlink
+    to another hook of this directory that now is our shim; then the script that hook kept."""
+    if not foreign.is_symlink():
+        return foreign
+    target = Path(os.path.normpath(directory / os.readlink(foreign)))
+    if target.parent == directory and target.name in hooks:
+        return directory / (target.name + FOREIGN_SUFFIX)
+    return foreign
+
+
+def _write_shim(hook: Path, text: str) -> None:
+    """A new regular file replacing hook's directory entry: never writes through a symlink."""
+    tmp = hook.with_name(hook.name + ".am-patch-tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.write_text(text)
+    tmp.chmod(0o755)
+    tmp.replace(hook)
 
 
 def hooks_dir(repo: Repo, *, server: bool) -> Path:
@@ -67,21 +96,27 @@ def hooks_dir(repo: Repo, *, server: bool) -> Path:
 def install(repo: Repo, *, server: bool) -> list[Installed]:
     directory = hooks_dir(repo, server=server)
     directory.mkdir(parents=True, exist_ok=True)
-    done = []
-    for name in SERVER_HOOKS if server else LOCAL_HOOKS:
+    names = SERVER_HOOKS if server else LOCAL_HOOKS
+    for name in names:  # refuse before moving anything
         hook = directory / name
         foreign = directory / (name + FOREIGN_SUFFIX)
-        if (hook.exists() or hook.is_symlink()) and not is_ours(hook):
-            if foreign.exists():
-                raise RunnerError(
-                    Stage.PREFLIGHT,
-                    Category.GIT,
-                    f"{hook} exists and {foreign.name} is taken; move one of them away first",
-                )
-            hook.replace(foreign)
-        hook.write_text(shim(name, foreign))
-        hook.chmod(0o755)
-        done.append(Installed(hook, foreign if foreign.exists() else None))
+        if _exists(hook) and not is_ours(hook) and _exists(foreign):
+            raise RunnerError(
+                Stage.PREFLIGHT,
+                Category.GIT,
+                f"{hook} exists and {foreign.name} is taken; move one of them away first",
+            )
+    done = []
+    for name in names:  # every foreign hook aside before any shim: a link may name another
+        hook = directory / name
+        foreign = directory / (name + FOREIGN_SUFFIX)
+        if _exists(hook) and not is_ours(hook):
+            hook.replace(foreign)  # rename(2): moves a symlink itself, never its target
+    for name in names:
+        hook = directory / name
+        foreign = directory / (name + FOREIGN_SUFFIX)
+        _write_shim(hook, shim(name, _runs(directory, foreign, names)))
+        done.append(Installed(hook, foreign if _exists(foreign) else None))
     return done
 
 
@@ -94,6 +129,6 @@ def uninstall(repo: Repo, *, server: bool) -> list[Path]:
         if is_ours(hook):
             hook.unlink()
             restored.append(hook)
-        if foreign.exists() and not hook.exists():
-            foreign.replace(hook)
+        if _exists(foreign) and not _exists(hook):
+            foreign.replace(hook)  # a kept symlink comes back exactly as it was
     return restored

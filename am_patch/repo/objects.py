@@ -42,6 +42,7 @@ class Snapshot:
     entries: dict[str, tuple[str, int]]
     nested_repos: tuple[str, ...] = ()
     unsupported: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()  # ignored files, and ignored directories (as "dir/") whole
 
 
 def prune_empty_dirs(root: Path, rel: str) -> None:

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
-from pygit2.enums import CheckoutStrategy, FileMode
+from pygit2.enums import CheckoutStrategy, FileMode, FileStatus
 
+from am_patch.errors import Category, RunnerError, Stage
 from am_patch.repo.objects import (
     BLOB,
     EXEC,
@@ -33,12 +34,16 @@ class _Walk:
     entries: dict[str, tuple[str, int]] = field(default_factory=dict)
     nested: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
+    ignored_paths: list[str] = field(default_factory=list)  # not descended into
     write: bool = True
 
     def ignored(self, rel: str, is_dir: bool) -> bool:
         if rel in self.tracked or (is_dir and rel in self.tracked_dirs):
             return False
-        return bool(self.repo.path_is_ignored(rel + "/" if is_dir else rel))
+        if self.repo.path_is_ignored(rel + "/" if is_dir else rel):
+            self.ignored_paths.append(rel + "/" if is_dir else rel)
+            return True
+        return False
 
     def blob(self, data_path: Path, link: bool) -> str:
         if link:
@@ -81,6 +86,21 @@ class _Walk:
                 self.unsupported.append(rel)
 
 
+_IN_PROGRESS = (
+    ("MERGE_HEAD", "a merge"),
+    ("rebase-merge", "a rebase"),
+    ("rebase-apply", "a rebase or git am"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick"),
+    ("REVERT_HEAD", "a revert"),
+)
+
+
+def _write_failed(exc: pygit2.GitError) -> RunnerError:
+    return RunnerError(
+        Stage.PROMOTION, Category.LIVE_DIRTY, f"writing live files or the index failed: {exc}"
+    )
+
+
 def _on_disk(path: Path) -> tuple[str, int] | None:
     """A file's blob id and mode as git would store it; None when nothing is there."""
     try:
@@ -112,10 +132,19 @@ class Workdir(Trees):
         for path, (oid, mode) in walk.entries.items():
             index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=oid), FileMode(mode)))
         tree = TreeOid(str(index.write_tree(self.raw))) if write else TreeOid("")
-        return Snapshot(tree, walk.entries, tuple(walk.nested), tuple(walk.unsupported))
+        return Snapshot(
+            tree,
+            walk.entries,
+            tuple(walk.nested),
+            tuple(walk.unsupported),
+            tuple(walk.ignored_paths),
+        )
 
-    def restore(self, tree: str, tracked_in: str | None = None) -> None:
-        """Make the working directory match tree exactly (ignored files are left alone)."""
+    def restore(
+        self, tree: str, tracked_in: str | None = None, *, ignored: Iterable[str] | None = None
+    ) -> None:
+        """Make the working directory match tree exactly. Ignored files are left alone, unless
+        ignored lists those of a snapshot: the ignored files and directories not in it go."""
         current = self.snapshot(tracked_in or tree, write=False).entries
         target = self.tree_entries(tree)
         for path in sorted(set(current) - set(target), reverse=True):
@@ -125,6 +154,17 @@ class Workdir(Trees):
             if current.get(path) == (oid, mode):
                 continue
             self._write_file(path, oid, mode)
+        if ignored is None:
+            return
+        # walked again: what is ignored is decided by the restored .gitignore files
+        now = self.snapshot(tracked_in or tree, write=False).ignored
+        for path in sorted(set(now) - set(ignored), reverse=True):
+            full = self.root / path.rstrip("/")
+            if path.endswith("/"):
+                remove_tree(full)
+            else:
+                full.unlink()
+            prune_empty_dirs(self.root, path.rstrip("/"))
 
     def _write_file(self, path: str, oid: str, mode: int) -> None:
         dest = self.root / path
@@ -157,28 +197,89 @@ class Workdir(Trees):
         index.read_tree(self.raw[tree].peel(pygit2.Tree))
         index.write()
 
-    def dirty_paths(self, paths: Iterable[str]) -> list[str]:
-        """Of paths, those whose working-tree or index state differs from HEAD."""
+    def dirty_paths(self, paths: Iterable[str], incoming: str | None = None) -> list[str]:
+        """Of paths, those a landing must not write: their working-tree or index state differs
+        from HEAD, a parent of theirs is a file or symlink, or they are untracked in HEAD (ignored
+        or not) yet not incoming's version (any untracked one when incoming is None)."""
+        tree = self.tree_of(incoming) if incoming else None
         dirty = []
         for path in paths:
+            if self._blocked_parent(path):
+                dirty.append(path)
+                continue
             try:
                 flags = self.raw.status_file(path)
             except KeyError:
                 continue
-            except pygit2.GitError:
+            except pygit2.GitError:  # e.g. a directory where the file goes
                 dirty.append(path)
                 continue
-            if flags != pygit2.enums.FileStatus.CURRENT and not (
-                flags & pygit2.enums.FileStatus.IGNORED
-            ):
+            if flags == FileStatus.CURRENT:
+                continue
+            same = tree is not None and _on_disk(self.root / path) == self.entry(tree, path)
+            if not (flags & FileStatus.IGNORED and same):
                 dirty.append(path)
         return dirty
+
+    def _blocked_parent(self, path: str) -> bool:
+        """A parent directory of path exists in the working tree as a file or symlink."""
+        parent = self.root
+        for part in path.split("/")[:-1]:
+            parent = parent / part
+            if parent.is_symlink() or (os.path.lexists(parent) and not parent.is_dir()):
+                return True
+        return False
+
+    def index_locked(self) -> bool:
+        """Another git process holds this working tree's index (index.lock exists)."""
+        return (Path(self.raw.path) / "index.lock").exists()
+
+    def operation_in_progress(self) -> str | None:
+        """The merge, rebase, cherry-pick or revert git has started here and not finished."""
+        git_dir = Path(self.raw.path)
+        for name, what in _IN_PROGRESS:
+            if (git_dir / name).exists():
+                return what
+        return None
+
+    def conflicted_paths(self) -> list[str]:
+        """Paths the index holds unresolved merge conflicts for."""
+        index = self.raw.index
+        index.read(False)
+        if index.conflicts is None:
+            return []
+        return sorted({e.path for entries in index.conflicts for e in entries if e is not None})
 
     def differs_from(self, commit: str, paths: Iterable[str]) -> list[str]:
         """Of paths, those whose working-tree file is not commit's version (content and mode;
         a path commit lacks must be absent). Only these files are hashed, nothing is written."""
         tree = self.tree_of(commit)
         return [p for p in paths if _on_disk(self.root / p) != self.entry(tree, p)]
+
+    def write_paths(self, commit: str, paths: Iterable[str]) -> None:
+        """Files of paths as in commit (removed where it lacks them), without the index: for
+        when another process holds it."""
+        tree = self.tree_of(commit)
+        for path in paths:
+            got = self.entry(tree, path)
+            if got is not None:
+                if _on_disk(self.root / path) != got:
+                    self._write_file(path, *got)
+            elif (self.root / path).is_symlink() or (self.root / path).is_file():
+                (self.root / path).unlink()
+                prune_empty_dirs(self.root, path)
+
+    def index_matches(self, commit: str, paths: Iterable[str]) -> bool:
+        """The index on disk has commit's entries for paths (none where commit lacks them)."""
+        index = self.raw.index
+        index.read(True)  # drop what a failed write left in memory
+        tree = self.tree_of(commit)
+        for path in paths:
+            want = self.entry(tree, path)
+            held = (str(index[path].id), int(index[path].mode)) if path in index else None
+            if held != want:
+                return False
+        return True
 
     def reset_index_paths(self, commit: str, paths: Iterable[str]) -> None:
         """Index entries of paths as in commit (removed where it lacks them); files untouched."""
@@ -191,24 +292,37 @@ class Workdir(Trees):
                 index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=got[0]), FileMode(got[1])))
             elif path in index:
                 index.remove(path)
-        index.write()
+        try:
+            index.write()
+        except pygit2.GitError as exc:
+            raise _write_failed(exc) from exc
 
     def checkout_paths(self, commit: str, paths: list[str], *, force: bool = False) -> None:
         """Bring paths of commit into index and working tree; unless force, never clobber edits."""
         if not paths:
             return
         tree = self.raw[commit].peel(pygit2.Tree)
-        base = CheckoutStrategy.FORCE if force else CheckoutStrategy.SAFE
+        base = (
+            CheckoutStrategy.FORCE
+            if force
+            else CheckoutStrategy.SAFE | CheckoutStrategy.DONT_OVERWRITE_IGNORED
+        )
         strategy = (
             base | CheckoutStrategy.DISABLE_PATHSPEC_MATCH | CheckoutStrategy.RECREATE_MISSING
         )
-        self.raw.checkout_tree(tree, paths=paths, strategy=strategy)  # type: ignore[no-untyped-call]
-        # checkout skips files already matching on disk; their index entries must match too
-        index = self.raw.index
-        index.read(False)
-        for path in paths:
-            if self.entry(str(tree.id), path) is not None:
-                index.add(path)
-            elif path in index:
-                index.remove(path)
-        index.write()
+        # a file already as commit has it is left alone (an ignored one would block SAFE)
+        stale = [p for p in paths if _on_disk(self.root / p) != self.entry(str(tree.id), p)]
+        try:
+            if stale:  # no paths at all would mean every path
+                self.raw.checkout_tree(tree, paths=stale, strategy=strategy)  # type: ignore[no-untyped-call]
+            # checkout skips files already matching on disk; their index entries must match too
+            index = self.raw.index
+            index.read(False)
+            for path in paths:
+                if self.entry(str(tree.id), path) is not None:
+                    index.add(path)
+                elif path in index:
+                    index.remove(path)
+            index.write()
+        except pygit2.GitError as exc:
+            raise _write_failed(exc) from exc
