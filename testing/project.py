@@ -218,3 +218,14 @@ class Project:
         assert killed.code == -signal.SIGKILL, killed.output
         assert self.head() == old and (self.live / ".git" / "am_patch_landing.json").is_file()
         return old
+
+
+def assert_fails(out: Outcome, code: str) -> None:
+    """The run failed (exit 1) with exactly this STAGE:CATEGORY."""
+    assert out.code == 1, out.output
+    assert out.result_line == f"RESULT: FAIL {code}", out.output
+
+
+def assert_success(out: Outcome) -> None:
+    assert out.code == 0, out.output
+    assert out.result_line == "RESULT: SUCCESS", out.output

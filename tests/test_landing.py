@@ -11,20 +11,10 @@ import pytest
 from am_patch import promote
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.repo import CommitOid, Repo
-from testing.project import CALC_WITH_SUB, NO_GATES, Outcome, Project
+from testing.project import CALC_WITH_SUB, NO_GATES, Project, assert_fails, assert_success
 
 CALC = "src/democalc/calc.py"
 LOCK_BUSY = "another git process holds the live index (.git/index.lock)"
-
-
-def assert_fails(out: Outcome, code: str) -> None:
-    assert out.code == 1, out.output
-    assert out.result_line == f"RESULT: FAIL {code}", out.output
-
-
-def assert_success(out: Outcome) -> None:
-    assert out.code == 0, out.output
-    assert out.result_line == "RESULT: SUCCESS", out.output
 
 
 def lock_during_gate(project: Project) -> tuple[str, ...]:

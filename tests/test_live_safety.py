@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from am_patch.runlog import RunLog
-from testing.project import CALC_WITH_SUB, NO_GATES, PROBE_GATE, Outcome, Project
+from testing.project import (
+    CALC_WITH_SUB,
+    NO_GATES,
+    PROBE_GATE,
+    Outcome,
+    Project,
+    assert_fails,
+    assert_success,
+)
 
 CALC = "src/democalc/calc.py"
 PASSING_PROBE = (
@@ -62,16 +70,6 @@ def push_from_clone(project: Project, rel: str, text: str, message: str) -> str:
 
 def changed_in(project: Project, commit: str) -> list[str]:
     return project.git("diff-tree", "--no-commit-id", "--name-only", "-r", commit).split()
-
-
-def assert_fails(out: Outcome, code: str) -> None:
-    assert out.code == 1, out.stdout + out.stderr
-    assert out.result_line == f"RESULT: FAIL {code}", out.stdout + out.stderr
-
-
-def assert_success(out: Outcome) -> None:
-    assert out.code == 0, out.stdout + out.stderr
-    assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
 
 
 # --- 1. preflight on the live repo -------------------------------------------------------

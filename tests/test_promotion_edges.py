@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from testing.files import file_states
-from testing.project import CALC_WITH_SUB, NO_GATES, PROBE_GATE, Outcome, Project
+from testing.project import (
+    CALC_WITH_SUB,
+    NO_GATES,
+    PROBE_GATE,
+    Outcome,
+    Project,
+    assert_fails,
+    assert_success,
+)
 
 CALC = "src/democalc/calc.py"
 README = "README.md"
@@ -24,16 +32,6 @@ NO_PROMOTION = {
     "test_mode-config": ("--override", "test_mode=true"),
 }
 FORMAT_ONLY = ("--override", 'gates_order=["ruff_format"]')
-
-
-def assert_fails(out: Outcome, code: str) -> None:
-    assert out.code == 1, out.output
-    assert out.result_line == f"RESULT: FAIL {code}", out.output
-
-
-def assert_success(out: Outcome) -> None:
-    assert out.code == 0, out.output
-    assert out.result_line == "RESULT: SUCCESS", out.output
 
 
 def summary_json(project: Project, out: Outcome) -> dict[str, object]:
