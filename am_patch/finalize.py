@@ -54,7 +54,7 @@ def workspace(run: Run, branch: str) -> None:
         run.gate_tree(snap.tree, report.touched, Stage.GATES)
         promote.say_skipped(run, "")
         return
-    final = run.gate_workspace(ws, report.touched, snap.tree)
+    final = run.gate_workspace(ws, report.touched, snap)
     if run.config.disable_promotion:
         promote.say_skipped(run, "the workspace keeps the change")
         return

@@ -178,8 +178,7 @@ class Run:
                 say("[scope] nothing changed, allowed by -n: nothing to commit")
                 self.ws = wsp.end_attempt(ws)
                 return
-            before = self.last_snapshot.tree if self.last_snapshot else None
-            final = self.gate_workspace(ws, report.touched, before)
+            final = self.gate_workspace(ws, report.touched, self.last_snapshot)
         except BaseException as exc:  # a crash, Ctrl-C, SIGTERM too: the next attempt starts clean
             if isinstance(exc, RunnerError) and exc.stage is Stage.PATCH:
                 # keep what the patch left for the failure zip
@@ -281,17 +280,16 @@ class Run:
     # --- gates (every mode) ------------------------------------------------------------------
 
     def gate_workspace(
-        self, ws: wsp.Workspace, touched: tuple[str, ...], before: str | None
+        self, ws: wsp.Workspace, touched: tuple[str, ...], current: Snapshot | None = None
     ) -> Snapshot:
         """Gate exactly the tree the workspace would land, in a scratch export; the gates' edits
         (formatters, blessed outputs) are written back, so the workspace is what was gated.
 
         Ignored files in the workspace never land, so the gates must not see them either.
+        `current` is the workspace's snapshot when the caller has just taken it.
         """
         wsrepo = ws.open()
-        snap = wsrepo.snapshot(tracked_in=ws.meta.base)
-        if before is not None and before != snap.tree:
-            log.info("gating the workspace as it is now (%s), not %s", snap.tree, before)
+        snap = current or wsrepo.snapshot(tracked_in=ws.meta.base)
         checked = treecheck.check_tree(
             self.config,
             self.live,

@@ -288,7 +288,7 @@ def promote_workspace(
             return
         tree = run.live.tree_with(run.live.tree_of(live_head), final.tree, paths)
         ws = run.ws = wsp.move_base(run.live, ws, live_head, tree)
-        final = run.gate_workspace(ws, paths, tree)
+        final = run.gate_workspace(ws, paths)
     else:
         raise RunnerError(
             Stage.PROMOTION,

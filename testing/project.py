@@ -15,6 +15,7 @@ from am_patch.crash import ENV as CRASH_ENV
 from am_patch.demo import GIT_IDENTITY, make_project
 
 NO_GATES = ("--override", "gates_order=[]")
+CALC = "src/democalc/calc.py"  # the demo project's module
 # A gate that passes in an issue workspace and fails anywhere else (the live-gates checkout).
 PROBE_GATE = (
     "--override",
@@ -189,6 +190,20 @@ class Project:
             stderr=subprocess.PIPE,
             text=True,
         )
+
+    def signal_while_patching(self, signum: int, *args: str) -> tuple[int, str, str]:
+        """Run am_patch in the background and send it signum once its patch script runs:
+        (exit code, the whole stdout, stderr)."""
+        proc = self.start(*args)
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("[patch] running"):
+                break
+        proc.send_signal(signum)
+        rest, err = proc.communicate(timeout=60)
+        return proc.returncode, "".join(seen) + rest, err
 
     def run(
         self,

@@ -79,18 +79,9 @@ def test_ctrl_c_prints_the_summary_and_exits_130(project: Project) -> None:
         "import time\nPath('README.md').write_text('half done\\n')\ntime.sleep(60)\n",
     )
     head, status = project.head(), project.git("status", "--porcelain", "--", ":!patches")
-    proc = project.start("9", "Slow", *NO_GATES)
-    assert proc.stdout is not None
-    seen = []
-    for line in proc.stdout:  # wait until the patch script is running
-        seen.append(line)
-        if line.startswith("[patch] running"):
-            break
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=60)
-    stdout = "".join(seen) + rest
+    code, stdout, _ = project.signal_while_patching(signal.SIGINT, "9", "Slow", *NO_GATES)
 
-    assert proc.returncode == 130, stdout
+    assert code == 130, stdout
     assert stdout.strip().splitlines()[-1] == "RESULT: FAIL INTERNAL:INTERRUPTED"
     after = project.git("status", "--porcelain", "--", ":!patches")
     assert (project.head(), project.origin_head(), after) == (head, head, status)

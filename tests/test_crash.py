@@ -7,9 +7,8 @@ import signal
 import pytest
 
 from am_patch import crash
-from testing.project import CALC_WITH_SUB, NO_GATES, Project
+from testing.project import CALC, CALC_WITH_SUB, NO_GATES, Project
 
-CALC = "src/democalc/calc.py"
 # Every crash point of a workspace run, in the order the run reaches them.
 POINTS = ("preflight", "workspace", "patch", "gates", "commit", "landing", "landed", "pushed")
 # Points after which main is already at the new commit.

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from testing.files import file_states
-from testing.project import NO_GATES, Outcome, Project
+from testing.project import CALC, NO_GATES, Outcome, Project
 
 NOTES = "docs/notes.txt"
-CALC = "src/democalc/calc.py"
 Change = Callable[[Path], None]
 
 

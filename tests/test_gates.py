@@ -13,9 +13,8 @@ import pytest
 
 from am_patch.config import load
 from am_patch.gates import python_for
-from testing.project import CALC_WITH_SUB, Outcome, Project
+from testing.project import CALC, CALC_WITH_SUB, Outcome, Project
 
-CALC = "src/democalc/calc.py"
 TEST = "tests/test_calc.py"
 ONLY_PYTEST = ("--override", 'gates_order=["pytest"]')
 NOISY_FAILING_TEST = """

@@ -18,7 +18,7 @@ from am_patch.hooks import pre_commit
 from am_patch.hooks.pre_receive import MAX_COMMITS
 from am_patch.lock import RunLock
 from am_patch.repo import Repo
-from testing.project import CALC_WITH_SUB, Project
+from testing.project import CALC, CALC_WITH_SUB, Project
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PRE_COMMIT = Path(sys.executable).parent / "pre-commit"
@@ -30,7 +30,6 @@ GOOD_CALC = (
 )
 UNFORMATTED = '"""Arithmetic."""\n\n\ndef add(a:int,b:int)->int:\n    return a+b\n'
 EXTRA_TEST = "\n\ndef test_add_zero() -> None:\n    assert add(0, 0) == 0\n"
-CALC = "src/democalc/calc.py"
 TEST = "tests/test_calc.py"
 
 

@@ -38,18 +38,9 @@ def test_sigterm_or_sighup_rolls_back_prints_the_summary_and_the_rerun_patches_o
     readme = (project.live / "README.md").read_text()
     head = project.head()
     append_patch(project, then_sleep=True)
-    proc = project.start("5", "Append", *NO_GATES)
-    assert proc.stdout is not None
-    seen = []
-    for line in proc.stdout:  # wait until the patch script is running
-        seen.append(line)
-        if line.startswith("[patch] running"):
-            break
-    proc.send_signal(signum)
-    rest, err = proc.communicate(timeout=60)
-    stdout = "".join(seen) + rest
+    returncode, stdout, err = project.signal_while_patching(signum, "5", "Append", *NO_GATES)
 
-    assert proc.returncode == code, stdout + err
+    assert returncode == code, stdout + err
     assert stdout.strip().splitlines()[-1] == "RESULT: FAIL INTERNAL:INTERRUPTED"
     assert f"interrupted by {signum.name}" in stdout
     assert "[rollback] workspace restored" in stdout

@@ -11,9 +11,8 @@ import pytest
 from am_patch import promote
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.repo import CommitOid, Repo
-from testing.project import CALC_WITH_SUB, NO_GATES, Project, assert_fails, assert_success
+from testing.project import CALC, CALC_WITH_SUB, NO_GATES, Project, assert_fails, assert_success
 
-CALC = "src/democalc/calc.py"
 LOCK_BUSY = "another git process holds the live index (.git/index.lock)"
 
 

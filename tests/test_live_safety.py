@@ -14,6 +14,7 @@ import pytest
 
 from am_patch.runlog import RunLog
 from testing.project import (
+    CALC,
     CALC_WITH_SUB,
     NO_GATES,
     PROBE_GATE,
@@ -23,7 +24,6 @@ from testing.project import (
     assert_success,
 )
 
-CALC = "src/democalc/calc.py"
 PASSING_PROBE = (
     "--override",
     "gates_order=['probe']",

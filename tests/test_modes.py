@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from testing.files import file_states
-from testing.project import NO_GATES, Project
+from testing.project import CALC, NO_GATES, Project
 
-CALC = "src/democalc/calc.py"
 TESTS = "tests/test_calc.py"
 ADD_SUB = """
 p = Path("src/democalc/calc.py")

@@ -10,9 +10,8 @@ import pytest
 from am_patch import patchfile
 from am_patch.errors import RunnerError
 from am_patch.patchfile import Kind
-from testing.project import NO_GATES, Project
+from testing.project import CALC, NO_GATES, Project
 
-CALC = "src/democalc/calc.py"
 EDIT_CALC = f"""
 p = Path({CALC!r})
 p.write_text(p.read_text() + "\\n\\ndef sub(a: int, b: int) -> int:\\n    return a - b\\n")

@@ -11,6 +11,7 @@ import pytest
 
 from testing.files import file_states
 from testing.project import (
+    CALC,
     CALC_WITH_SUB,
     NO_GATES,
     PROBE_GATE,
@@ -20,7 +21,6 @@ from testing.project import (
     assert_success,
 )
 
-CALC = "src/democalc/calc.py"
 README = "README.md"
 ORIGINAL_README = "# democalc\n\nA tiny calculator.\n"
 # Not idempotent: applied twice, the line is there twice.

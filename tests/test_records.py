@@ -9,9 +9,8 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-from testing.project import NO_GATES, Outcome, Project
+from testing.project import CALC, NO_GATES, Outcome, Project
 
-CALC = "src/democalc/calc.py"
 APPEND_SUB = """
 p = Path("src/democalc/calc.py")
 p.write_text(p.read_text() + "\\n\\ndef sub(a: int, b: int) -> int:\\n    return a - b\\n")

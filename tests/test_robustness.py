@@ -13,9 +13,8 @@ import pytest
 
 from am_patch import cli, config, gates, proc, treecheck
 from am_patch.errors import RunnerError
-from testing.project import NO_GATES, Outcome, Project
+from testing.project import CALC, NO_GATES, Outcome, Project
 
-CALC = "src/democalc/calc.py"
 README_DIFF = (
     "diff --git a/README.md b/README.md\n"
     "--- a/README.md\n"

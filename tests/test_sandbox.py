@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 
 from am_patch import sandbox
-from testing.project import NO_GATES, Project
-
-CALC = "src/democalc/calc.py"
+from testing.project import CALC, NO_GATES, Project
 
 
 def live_files(project: Project) -> dict[str, bytes]:

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from testing.files import file_states
-from testing.project import NO_GATES, Outcome, Project
+from testing.project import CALC, NO_GATES, Outcome, Project
 
-CALC = "src/democalc/calc.py"
 APPEND_SUB = """
 p = Path("src/democalc/calc.py")
 p.write_text(p.read_text() + "\\n\\ndef sub(a: int, b: int) -> int:\\n    return a - b\\n")
