@@ -11,7 +11,7 @@ from pathlib import Path
 from am_patch import proc
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.patchfile import Diff
-from am_patch.runlog import say
+from am_patch.runlog import say, show_tail
 from am_patch.sandbox import Jail
 
 log = logging.getLogger("am_patch")
@@ -29,7 +29,7 @@ def run_script(jail: Jail, script: Path, *, timeout_s: int) -> None:
             Stage.PATCH, Category.TIMEOUT, f"{script.name} ran longer than {timeout_s}s"
         )
     if not result.ok:
-        print(result.tail(15), flush=True)
+        show_tail(result.tail(15))
         raise RunnerError(
             Stage.PATCH,
             Category.EXEC,

@@ -11,7 +11,7 @@ from am_patch import gates, sandbox
 from am_patch.config import Config
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.repo import Repo
-from am_patch.runlog import say
+from am_patch.runlog import say, show_tail
 
 log = logging.getLogger("am_patch")
 
@@ -51,7 +51,7 @@ def run(live: Repo, cfg: Config, push: str) -> None:
         jail = dataclasses.replace(jail.with_exposed(live.root), chdir=live.root)
         result = jail.run(argv, timeout_s=cfg.gate_timeout_s or None)
     if result.output.strip():  # how the audit status changed, pass or fail
-        print(result.tail(10), flush=True)
+        show_tail(result.tail(10))
     if not result.ok:
         raise RunnerError(
             Stage.AUDIT,

@@ -6,7 +6,6 @@ import argparse
 import logging
 import re
 import signal
-import sys
 import threading
 import traceback
 from collections.abc import Iterator, Sequence
@@ -20,12 +19,12 @@ from am_patch.errors import Category, RunnerError, Stage, UsageError
 from am_patch.flags import FLAGS
 from am_patch.lock import RunLock
 from am_patch.repo import Repo
-from am_patch.runlog import RunLog, Summary, print_summary
+from am_patch.runlog import RunLog, Summary, print_summary, warn
 
 log = logging.getLogger("am_patch")
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-ISSUE_ID = re.compile(r"[0-9]+")
+ISSUE_ID = re.compile(r"[0-9]{1,18}")  # a number that fits file names and an int64
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
@@ -174,7 +173,8 @@ def cli_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def _issue_id(text: str) -> str:
     if not ISSUE_ID.fullmatch(text):
-        raise UsageError(f"ISSUE_ID must be a number, got {text!r}")
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise UsageError(f"ISSUE_ID must be a number of at most 18 digits, got {shown!r}")
     return text
 
 
@@ -240,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         request = None if args.show_config else parse_request(args)
     except UsageError as exc:
-        print(f"am-patch: {exc}", file=sys.stderr)
+        warn(f"am-patch: {exc}")
         return EXIT_USAGE
     try:
         live = Repo.discover(args.repo.resolve())
@@ -261,13 +261,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_FAIL
     except KeyboardInterrupt:
-        print("am-patch: interrupted", file=sys.stderr)
+        warn("am-patch: interrupted")
         return EXIT_INTERRUPTED
     except Terminated as exc:  # before the run's log exists, e.g. waiting for the lock
-        print(f"am-patch: {exc}", file=sys.stderr)
+        warn(f"am-patch: {exc}")
         return 128 + exc.signum
     except Exception as exc:  # outside a run there is no log yet: one line, still a bug
-        print(f"am-patch: internal error (a bug): {type(exc).__name__}: {exc}", file=sys.stderr)
+        warn(f"am-patch: internal error (a bug): {type(exc).__name__}: {exc}")
         print("RESULT: FAIL INTERNAL:BUG")
         return EXIT_FAIL
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import ast
 import codecs
 import io
+import lzma
 import posixpath
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -21,6 +23,8 @@ SUFFIXES = (".py", ".patch", ".diff", ".zip")
 DIFF_SUFFIXES = (".patch", ".diff")
 MAX_MEMBER_BYTES = 32 * 1024 * 1024
 MAX_MEMBERS = 500
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError)
+_SUPPORTED = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 
 
 class Kind(StrEnum):
@@ -117,6 +121,11 @@ def normalize_file(raw: str) -> RepoPath:
         raise _files_error("FILES holds an empty path")
     if "\0" in raw:
         raise _files_error(f"FILES entry {raw!r} holds a NUL byte")
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = raw.encode("utf-8", "backslashreplace").decode()
+        raise _files_error(f"FILES entry {shown!r} is not valid text (a lone surrogate)") from None
     drive = len(raw) > 1 and raw[0].isalpha() and raw[1] == ":" and raw[2:3] in ("", "/", "\\")
     if raw.startswith("/") or drive:
         raise _files_error(f"FILES entry {raw!r} is absolute; give repo-relative paths")
@@ -225,9 +234,9 @@ def read_zip(path: Path, data: bytes) -> tuple[Diff, ...]:
     """The .patch/.diff members in name order; unsafe or oversized members refuse the whole zip."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
+    except (*_ZIP_ERRORS, NotImplementedError, UnicodeDecodeError) as exc:
         raise RunnerError(
-            Stage.PREFLIGHT, Category.PATCH_SYNTAX, f"{path.name}: not a zip file"
+            Stage.PREFLIGHT, Category.PATCH_SYNTAX, f"{path.name}: not a readable zip file ({exc})"
         ) from exc
     with archive:
         infos = [i for i in archive.infolist() if not i.is_dir()]
@@ -247,11 +256,28 @@ def read_zip(path: Path, data: bytes) -> tuple[Diff, ...]:
                 raise _zip_error(f"{path.name}: member {name!r} is larger than 32 MiB")
             if not name.endswith(DIFF_SUFFIXES):
                 raise _zip_error(f"{path.name}: member {name!r} is not a .patch or .diff")
-            member = archive.read(info)
+            member = _read_member(path.name, archive, info)
             diffs.append(Diff(name=name, data=member, files=diff_files(name, member)))
     if not diffs:
         raise _zip_error(f"{path.name}: no .patch or .diff members")
     return tuple(diffs)
+
+
+def _read_member(zip_name: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A member's bytes; an encrypted, exotic or corrupt member is PATCH_SYNTAX naming it."""
+    name = info.filename
+    if info.flag_bits & 0x1:
+        why = "is encrypted"
+    elif info.compress_type not in _SUPPORTED:
+        why = f"uses an unsupported compression method ({info.compress_type})"
+    else:
+        try:
+            return archive.read(info)
+        except _ZIP_ERRORS as exc:
+            why = f"is corrupt ({exc})"
+        except (RuntimeError, NotImplementedError) as exc:
+            why = f"cannot be read ({exc})"
+    raise RunnerError(Stage.PREFLIGHT, Category.PATCH_SYNTAX, f"{zip_name}: member {name!r} {why}")
 
 
 def load(patches_dir: Path, issue_id: str, arg: str | None, *, ascii_only: bool) -> PatchInput:

@@ -28,7 +28,7 @@ from am_patch import workspace as wsp
 from am_patch.config import Config, describe
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.repo import CommitOid, Repo, Snapshot, remove_tree
-from am_patch.runlog import Summary, say
+from am_patch.runlog import Summary, say, show_tail
 from am_patch.verdicts import VerdictCache
 
 log = logging.getLogger("am_patch")
@@ -336,7 +336,7 @@ class Run:
             say(f"[{stage.lower()}] {len(failed)} gate(s) failed; continuing because of -g")
             return
         if failed[0].result is not None and not failed[0].changed:
-            print(failed[0].result.tail(20), flush=True)
+            show_tail(failed[0].result.tail(20))
         raise gates.failure(verdicts, stage)
 
     # --- after the summary -------------------------------------------------------------------

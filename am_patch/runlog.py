@@ -13,6 +13,18 @@ from types import TracebackType
 
 log = logging.getLogger("am_patch")
 
+# Control characters are quoted on screen: a file name or a tool's output holding "\n", "\r" or
+# an escape sequence must not forge a line (RESULT: ...) or redraw the terminal.
+_QUOTED = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c != 0x09}
+_QUOTED |= {0x0A: "\\n", 0x0D: "\\r"}
+TAIL_PREFIX = "  | "  # a tool's output on screen: never mistaken for am-patch's own lines
+
+
+def printable(text: str) -> str:
+    """text as one safe line: control characters quoted, undecodable bytes as \\udcXX."""
+    quoted = text.translate(_QUOTED)
+    return quoted.encode("utf-8", "backslashreplace").decode("utf-8")
+
 
 @dataclass(slots=True, kw_only=True)
 class Summary:
@@ -39,7 +51,11 @@ class Summary:
         return "RESULT: SUCCESS" if self.success else f"RESULT: FAIL {self.code}"
 
     def lines(self) -> list[str]:
-        out = ["", "== am-patch summary =="]
+        """The summary as printed: one field a line, every value quoted by printable()."""
+        return ["", *map(printable, self._fields())]
+
+    def _fields(self) -> list[str]:
+        out = ["== am-patch summary =="]
         if self.issue_id is not None:
             out.append(f"ISSUE: {self.issue_id}")
         out.append(f"MODE: {self.mode}")
@@ -76,7 +92,7 @@ class RunLog:
 
     def __enter__(self) -> RunLog:
         self.dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(self.path, encoding="utf-8")
+        handler = logging.FileHandler(self.path, encoding="utf-8", errors="backslashreplace")
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         handler.setLevel(logging.DEBUG)
         log.addHandler(handler)
@@ -112,7 +128,19 @@ class RunLog:
 def say(message: str) -> None:
     """A progress line on screen, and in the log."""
     log.info("%s", message)
-    print(message, flush=True)
+    print(printable(message), flush=True)
+
+
+def show_tail(output: str) -> None:
+    """A tool's last lines on screen, each behind TAIL_PREFIX and quoted: whatever a test or a
+    patch prints, no screen line of its own starts like am-patch's (RESULT: ...)."""
+    for line in output.splitlines():
+        print(TAIL_PREFIX + printable(line), flush=True)
+
+
+def warn(message: str) -> None:
+    """A one-line message on stderr."""
+    print(printable(message), file=sys.stderr, flush=True)
 
 
 def print_summary(summary: Summary) -> None:

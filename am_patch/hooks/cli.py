@@ -14,6 +14,7 @@ from am_patch import config
 from am_patch.errors import Category, RunnerError, Stage, UsageError
 from am_patch.hooks import install, pre_commit, pre_push, pre_receive
 from am_patch.repo import ZERO_OID, Repo
+from am_patch.runlog import TAIL_PREFIX, warn
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 ISSUE_ENV = "AM_PATCH_ISSUE"  # the installed hook takes no arguments: the issue comes from here
@@ -55,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _report(title: str, problems: list[str]) -> int:
     if not problems:
         return EXIT_OK
-    print(f"am-patch-hook: {title} refused:", file=sys.stderr)
+    warn(f"am-patch-hook: {title} refused:")
     for problem in problems:
-        print(f"  {problem}", file=sys.stderr)
+        warn(f"  {problem}")
     return EXIT_REFUSED
 
 
@@ -91,9 +92,10 @@ def _gates(repo: Repo, cfg: config.Config) -> int:
         tree, base = repo.index_tree(), repo.head_tree()
     checked = pre_commit.check_gates(repo, cfg, tree, base)
     for verdict in checked.verdicts:
-        print(f"am-patch-hook: gate {verdict.label}", file=sys.stderr)
+        warn(f"am-patch-hook: gate {verdict.label}")
         if not verdict.ok and verdict.result is not None:
-            print(verdict.result.tail(20), file=sys.stderr)
+            for line in verdict.result.tail(20).splitlines():
+                warn(TAIL_PREFIX + line)
     return _report("gates", checked.problems)
 
 
@@ -152,7 +154,7 @@ def dispatch(args: argparse.Namespace) -> int:
             repo, cfg, refs, remote=args.remote, run_gates=cfg.hook_gates_on_push
         )
         for name, found in verdicts.items():
-            print(f"am-patch-hook: {name}: {'refused' if found else 'ok'}", file=sys.stderr)
+            warn(f"am-patch-hook: {name}: {'refused' if found else 'ok'}")
         return _report("push", [p for found in verdicts.values() for p in found])
     return _report("push", pre_receive.check(repo, cfg, lines))
 
@@ -162,14 +164,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return dispatch(args)
     except UsageError as exc:
-        print(f"am-patch-hook: {exc}", file=sys.stderr)
+        warn(f"am-patch-hook: {exc}")
         return EXIT_USAGE
     except RunnerError as exc:
-        print(f"am-patch-hook: {exc.message}", file=sys.stderr)
+        warn(f"am-patch-hook: {exc.message}")
         return EXIT_REFUSED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug; any non-zero exit still stops the commit or push
         traceback.print_exc(file=sys.stderr)
-        print(f"am-patch-hook: internal error (a bug), refusing: {exc!r}", file=sys.stderr)
+        warn(f"am-patch-hook: internal error (a bug), refusing: {exc!r}")
         return EXIT_BUG
