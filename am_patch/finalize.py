@@ -71,7 +71,9 @@ def live_tree(run: Run, branch: str) -> None:
     changes = run.live.diff_trees(run.live.tree_of(head), snap.tree)
     paths = tuple(c.path for c in changes)
     run.summary.files = [(c.status, c.path) for c in changes]
-    unsafe = scope.unsafe_entries(run.live, snap.tree, changes, nested=snap.nested_repos)
+    unsafe = scope.unsafe_entries(
+        run.live, snap.tree, changes, nested=snap.nested_repos, config=run.config
+    )
     if unsafe:
         raise RunnerError(Stage.SCOPE, Category.UNSAFE, "unsafe change: " + unsafe[0])
     if not changes:

@@ -22,10 +22,13 @@ from am_patch.verdicts import VerdictCache
 log = logging.getLogger("am_patch")
 
 PYTHON_SUFFIXES = (".py", ".pyi")
-# files whose change can alter what pytest or mypy find, though they are no project code
+# files whose change can alter what pytest, mypy or ruff find, though they are no project code:
+# every file pytest reads as its config (pytest.toml and .pytest.toml since pytest 9), mypy's and
+# ruff's, conftest.py, and py.typed (which makes mypy check a package as typed)
 TOOL_CONFIGS = frozenset(
-    {"pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "mypy.ini", ".mypy.ini"}
-    | {"pytest.ini", "ruff.toml", ".ruff.toml", "conftest.py"}
+    {"pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "conftest.py", "py.typed"}
+    | {"pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml"}
+    | {"mypy.ini", ".mypy.ini", "ruff.toml", ".ruff.toml"}
 )
 PYTEST_NO_TESTS = 5
 REWRITE_ROUNDS = 3  # passes over the gates while formatters and fixers keep changing the tree

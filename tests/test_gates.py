@@ -353,3 +353,24 @@ def test_an_ignored_file_the_patch_wrote_is_not_seen_by_the_gates(project: Proje
     repo = project.workspace_repo("10")
     assert not (repo / VERSION_FILE).exists(), "the rollback removes the ignored file too"
     assert "from democalc._version" not in (repo / CALC).read_text()
+
+
+@pytest.mark.parametrize("name", ["pytest.toml", ".pytest.toml", ".pytest.ini", "py.typed"])
+def test_a_patch_touching_only_a_tool_config_runs_the_project_gates(
+    project: Project, name: str
+) -> None:
+    body = {
+        "pytest.toml": '[pytest]\naddopts = ["--no-such-option"]\n',
+        ".pytest.toml": '[pytest]\naddopts = ["--no-such-option"]\n',
+        ".pytest.ini": "[pytest]\naddopts = --no-such-option\n",
+        "py.typed": "",
+    }[name]
+    path = f"src/democalc/{name}" if name == "py.typed" else name
+    project.patch("issue_47.py", [path], f"Path({path!r}).write_text({body!r})\n")
+
+    out = project.run("47", "Tool config only", "-g")
+
+    ran = [line for line in gate_lines(out) if "SKIPPED" not in line]
+    assert [line.split()[1].rstrip(":") for line in ran] == ["pytest", "mypy"], gate_lines(out)
+    if name != "py.typed":  # pytest reads it: exit 4, a usage error
+        assert "pytest: FAIL" in out.stdout, out.output

@@ -523,3 +523,17 @@ def test_update_workspace_refuses_to_drop_hand_edits_made_in_the_workspace(
     assert out.result_line == "RESULT: SUCCESS", out.output
     assert project.git("rev-parse", "HEAD^") == new_main
     assert project.git("show", "--name-only", "--format=", "HEAD") == CALC, "notes dropped"
+
+
+def test_finalize_live_applies_forbidden_paths_and_max_file_bytes(project: Project) -> None:
+    before = project.repo_state()
+    project.write("secrets/api.key", "token\n")
+    out = project.run("-f", "Secrets", "--override", "forbidden_paths=['secrets/*']", *NO_GATES)
+    assert out.result_line == "RESULT: FAIL SCOPE:UNSAFE", out.output
+    assert "forbidden_paths" in out.line("REASON:")
+    (project.live / "secrets/api.key").unlink()
+    project.write("docs/big.bin", "x" * 5000)
+    out = project.run("-f", "Big", "--override", "max_file_bytes=1000", *NO_GATES)
+    assert out.result_line == "RESULT: FAIL SCOPE:UNSAFE", out.output
+    assert "max_file_bytes" in out.line("REASON:")
+    assert project.head() == before[0] and project.origin_head() == before[1]
