@@ -298,6 +298,10 @@ def promote_workspace(
         )
     base_tree = run.live.tree_of(ws.meta.base)
     tree = run.live.tree_with(base_tree, final.tree, paths)
+    # a rebase combines the patch with main's new commits: judge the links of what lands
+    unsafe = scope.unsafe_entries(run.live, tree, run.live.diff_trees(base_tree, tree), config=cfg)
+    if unsafe:
+        raise RunnerError(Stage.SCOPE, Category.UNSAFE, "unsafe change: " + "; ".join(unsafe[:3]))
     # what --overwrite-workspace dropped is not promoted: list exactly what the commit changes
     run.summary.files = [(c.status, c.path) for c in run.live.diff_trees(base_tree, tree)]
     commit = run.live.commit(tree, [ws.meta.base], f"Issue {run.issue}: {message}")

@@ -93,8 +93,17 @@ def unsafe_entries(
     nested: Sequence[str] = (),
     config: Config | None = None,
 ) -> list[str]:
-    """The path policy: symlinks leaving the repo, .git, nested repos, forbidden, oversized."""
+    """The path policy: symlinks leaving the repo, .git, nested repos, forbidden, oversized.
+
+    When a change adds, removes or retargets a symlink, every symlink of the tree is resolved
+    again, not only the changed ones: `docs/L -> d/../..` stays inside while `docs/d` is a link
+    to `sub1/sub2`, and leaves the repository once `docs/d` is retargeted to `.`. A change that
+    involves no symlink cannot alter how any link resolves (resolution is lexical).
+    """
+    changes = list(changes)
     problems = [f"{n}: nested git repository" for n in nested]
+    if any(change.involves_link for change in changes):
+        problems += unsafe_links(repo, tree)
     forbidden = config.forbidden_paths if config else ()
     max_bytes = config.max_file_bytes if config else 0
     for change in changes:
@@ -111,24 +120,19 @@ def unsafe_entries(
             problems.append(f"{change.path}: forbidden by forbidden_paths ({pattern})")
             continue
         entry = repo.entry(tree, change.path)
-        if entry is None:
+        if entry is None or change.mode == LINK:
             continue
-        if change.mode == LINK:
-            reason = link_escapes(
-                change.path, repo.blob_bytes(entry[0]), lambda p: _link_target(repo, tree, p)
-            )
-            if reason:
-                problems.append(reason)
-        elif max_bytes and repo.blob_size(entry[0]) > max_bytes:
+        if max_bytes and repo.blob_size(entry[0]) > max_bytes:
             problems.append(f"{change.path}: larger than max_file_bytes={max_bytes}")
     return problems
 
 
-def _link_target(repo: Repo, tree: str, path: str) -> bytes | None:
-    entry = repo.entry(tree, path)
-    if entry is None or entry[1] != LINK:
-        return None
-    return repo.blob_bytes(entry[0])
+def unsafe_links(repo: Repo, tree: str) -> list[str]:
+    """Every symlink of tree whose whole chain, resolved lexically from the repository root,
+    leaves the repository or enters .git."""
+    links = repo.links(tree)
+    found = (link_escapes(path, target, links.get) for path, target in sorted(links.items()))
+    return [reason for reason in found if reason]
 
 
 def evaluate(

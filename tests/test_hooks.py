@@ -444,6 +444,23 @@ def test_staged_symlink_out_of_the_repository_is_refused(
     assert reason in refused_commit(hooked, "-m", "Link")
 
 
+def test_a_staged_retarget_that_makes_an_unchanged_link_leave_is_refused(
+    hooked: Project,
+) -> None:
+    os.makedirs(hooked.live / "docs/sub1/sub2")
+    os.symlink("sub1/sub2", hooked.live / "docs/d")
+    os.symlink("d/../..", hooked.live / "docs/L")  # docs/sub1/sub2/../.. is docs: inside
+    hooked.git("add", "docs/d", "docs/L")
+    assert git(hooked.live, "commit", "-q", "-m", "Links").returncode == 0
+    os.unlink(hooked.live / "docs/d")
+    os.symlink(".", hooked.live / "docs/d")  # docs/L is now docs/../.. : outside
+    hooked.git("add", "docs/d")
+
+    stderr = refused_commit(hooked, "-m", "Retarget")
+
+    assert "docs/L: symlink leaves the repository" in stderr, stderr
+
+
 def test_staged_path_under_a_dot_git_directory_is_refused(hooked: Project) -> None:
     # git itself refuses `.git` in the index; `.git.` is `.git` on NTFS, let in only when a
     # user turns core.protectNTFS off
@@ -700,6 +717,29 @@ def test_server_refuses_a_symlink_leaving_the_repository(project: Project, serve
     fsck = git(project.origin, "fsck", "--strict")
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
     assert git(project.origin, "cat-file", "-e", bad).returncode != 0  # quarantine dropped
+
+
+def test_server_refuses_a_second_push_that_makes_an_earlier_link_leave(
+    project: Project, server: Path
+) -> None:
+    os.makedirs(server / "docs/sub1/sub2")
+    os.symlink("sub1/sub2", server / "docs/d")
+    os.symlink("d/../..", server / "docs/L")
+    assert git(server, "add", "docs").returncode == 0
+    assert git(server, "commit", "-q", "-m", "Links inside").returncode == 0
+    first = git(server, "push", "origin", "main")
+    assert first.returncode == 0, first.stderr
+    tip = project.origin_head()
+    os.unlink(server / "docs/d")
+    os.symlink(".", server / "docs/d")
+    assert git(server, "add", "docs/d").returncode == 0
+    assert git(server, "commit", "-q", "-m", "Retarget d").returncode == 0
+
+    done = git(server, "push", "origin", "main")
+
+    assert done.returncode != 0
+    assert remote_says(done.stderr, "docs/L: symlink leaves the repository"), done.stderr
+    assert project.origin_head() == tip
 
 
 def mktree(cwd: Path, listing: str) -> str:

@@ -32,6 +32,12 @@ class Change:
     status: str  # A, M, D or T (type change)
     path: RepoPath
     mode: int  # new mode, 0 when deleted
+    old_mode: int = 0  # 0 when added
+
+    @property
+    def involves_link(self) -> bool:
+        """A symlink appears, goes or is retargeted: other links' resolution may change."""
+        return LINK in (self.mode, self.old_mode)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import FileMode
 
-from am_patch.repo.objects import Change, RepoPath, TreeOid
+from am_patch.repo.objects import LINK, Change, RepoPath, TreeOid
 
 
 class Trees:
@@ -33,6 +33,12 @@ class Trees:
             return None
         return str(obj.id), int(obj.filemode)
 
+    def links(self, tree: str) -> dict[str, bytes]:
+        """Every symlink of tree: its path and target."""
+        index = pygit2.Index()
+        index.read_tree(self.raw[tree].peel(pygit2.Tree))
+        return {e.path: self.blob_bytes(str(e.id)) for e in index if int(e.mode) == LINK}
+
     def blob_size(self, oid: str) -> int:
         return int(self.raw[oid].peel(pygit2.Blob).size)
 
@@ -51,7 +57,8 @@ class Trees:
         for delta in diff.deltas:
             status = delta.status_char()
             mode = int(delta.new_file.mode) if status != "D" else 0
-            changes.append(Change(status, RepoPath(delta.new_file.path), mode))
+            old_mode = int(delta.old_file.mode) if status != "A" else 0
+            changes.append(Change(status, RepoPath(delta.new_file.path), mode, old_mode))
         return changes
 
     def tree_with(self, base: str, source: str, paths: Iterable[str]) -> TreeOid:
