@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -209,3 +210,53 @@ raise SystemExit(1)
     assert (repo / "src/democalc/__pycache__/old.pyc").read_bytes() == b"old"
     assert (repo / ".venv/keep.txt").is_file(), "an ignored directory that was there stays"
     assert file_states(repo, skip_git_pointer=True) == before
+
+
+SPECIAL_FILES = """\
+import os
+os.mkfifo("docs-fifo")
+os.makedirs(b"bad-\\xff-dir")
+open(b"bad-\\xff-dir/x", "w").close()
+open(b"bad-\\xff.txt", "w").close()
+Path("README.md").write_text("changed\\n")
+"""
+
+
+def entries(root: Path) -> set[bytes]:
+    """Every name under root, as bytes (undecodable names too), but .git and tool caches."""
+    found = set()
+    for dirpath, dirnames, filenames in os.walk(os.fsencode(root)):
+        dirnames[:] = [d for d in dirnames if d not in (b".git", b"__pycache__")]
+        found.update(os.path.join(dirpath, n) for n in dirnames + filenames)
+    return found
+
+
+def test_rollback_removes_fifos_and_undecodable_names_and_a_rerun_works(
+    project: Project,
+) -> None:
+    project.patch("issue_60.py", ["README.md"], "")  # opens the workspace
+    project.run("60", "Open", *NO_GATES)
+    repo = project.workspace_repo("60")
+    before = entries(repo)
+    project.patch("issue_60.py", ["README.md"], SPECIAL_FILES)
+
+    out = project.run("60", "Special files", *NO_GATES)
+
+    assert out.result_line == "RESULT: FAIL SCOPE:UNSAFE", out.output
+    assert "not a regular file" in out.line("REASON:")
+    assert entries(repo) == before
+    project.patch("issue_60.py", ["README.md"], "Path('README.md').write_text('fine\\n')\n")
+    assert project.run("60", "Fine", *NO_GATES).result_line == "RESULT: SUCCESS"
+
+
+def test_a_soft_reset_recovers_a_workspace_left_with_special_files(project: Project) -> None:
+    project.patch("issue_61.py", ["README.md"], SPECIAL_FILES)
+    kept = project.run("61", "Special", "--override", "rollback_workspace_on_fail=never", *NO_GATES)
+    assert kept.result_line == "RESULT: FAIL SCOPE:UNSAFE", kept.output
+    assert (project.workspace_repo("61") / "docs-fifo").exists()
+    project.patch("issue_61.py", ["README.md"], "Path('README.md').write_text('fine\\n')\n")
+
+    out = project.run("61", "Fine", "--soft-reset-workspace", "-W", *NO_GATES)
+
+    assert out.result_line == "RESULT: SUCCESS", out.output
+    assert project.git("show", "HEAD:README.md") == "fine"

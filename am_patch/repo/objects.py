@@ -59,13 +59,17 @@ def prune_empty_dirs(root: Path, rel: str) -> None:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a tree even where a patch made directories read-only."""
+    """Remove a directory tree even where a patch made directories unreadable or read-only;
+    never follows a link (a link at path itself is removed as a link)."""
+    if path.is_symlink():
+        path.unlink()
+        return
+    os.chmod(path, 0o700)
     for dirpath, dirnames, _ in os.walk(path):
         for name in dirnames:
             full = os.path.join(dirpath, name)
             if not os.path.islink(full):
                 os.chmod(full, 0o700)
-    os.chmod(path, 0o700)
     shutil.rmtree(path)
 
 

@@ -56,16 +56,20 @@ class _Walk:
         return str(oid)
 
     def walk(self, directory: Path, prefix: str) -> None:
-        with os.scandir(directory) as it:
-            items = sorted(it, key=lambda e: e.name)
+        try:
+            with os.scandir(directory) as it:
+                items = sorted(it, key=lambda e: e.name)
+        except PermissionError:  # a patch may chmod a directory of its own to 000
+            self.unsupported.append(prefix.rstrip("/"))
+            return
         for item in items:
             rel = prefix + item.name
             if not prefix and item.name == ".git":
                 continue
             try:
                 rel.encode("utf-8")
-            except UnicodeEncodeError:
-                self.unsupported.append(rel.encode("utf-8", "replace").decode())
+            except UnicodeEncodeError:  # kept as os.fsdecode gives it, so restore can remove it
+                self.unsupported.append(rel)
                 continue
             st = item.stat(follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
@@ -99,6 +103,18 @@ def _write_failed(exc: pygit2.GitError) -> RunnerError:
     return RunnerError(
         Stage.PROMOTION, Category.LIVE_DIRTY, f"writing live files or the index failed: {exc}"
     )
+
+
+def _remove(path: Path) -> None:
+    """Remove what is at path, never following a link: a directory whole, anything else."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        remove_tree(path)
+    else:
+        path.unlink()
 
 
 def _on_disk(path: Path) -> tuple[str, int] | None:
@@ -145,8 +161,12 @@ class Workdir(Trees):
     ) -> None:
         """Make the working directory match tree exactly. Ignored files are left alone, unless
         ignored lists those of a snapshot: the ignored files and directories not in it go."""
-        current = self.snapshot(tracked_in or tree, write=False).entries
+        walked = self.snapshot(tracked_in or tree, write=False)
+        current = walked.entries
         target = self.tree_entries(tree)
+        for path in walked.unsupported:  # FIFOs, sockets, undecodable names: never in any tree
+            _remove(self.root / path)
+            prune_empty_dirs(self.root, path)
         for path in sorted(set(current) - set(target), reverse=True):
             (self.root / path).unlink()
             prune_empty_dirs(self.root, path)
@@ -173,10 +193,7 @@ class Workdir(Trees):
             if full.is_symlink() or (full.exists() and not full.is_dir()):
                 full.unlink()
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.is_symlink() or dest.is_file():
-            dest.unlink()
-        elif dest.is_dir():
-            remove_tree(dest)
+        _remove(dest)  # whatever is there, a FIFO too: writing one would block
         data = self.blob_bytes(oid)
         if mode == LINK:
             os.symlink(os.fsdecode(data), dest)
