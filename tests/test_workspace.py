@@ -224,7 +224,7 @@ Path("README.md").write_text("changed\\n")
 
 def entries(root: Path) -> set[bytes]:
     """Every name under root, as bytes (undecodable names too), but .git and tool caches."""
-    found = set()
+    found: set[bytes] = set()
     for dirpath, dirnames, filenames in os.walk(os.fsencode(root)):
         dirnames[:] = [d for d in dirnames if d not in (b".git", b"__pycache__")]
         found.update(os.path.join(dirpath, n) for n in dirnames + filenames)
