@@ -463,3 +463,67 @@ def test_rerun_after_a_failed_regate_of_the_rebased_tree_applies_the_patch_once(
     assert readme_count(project) == 1
     assert project.git("rev-parse", "HEAD^") == theirs
     assert project.status() == ""
+
+
+DIR_TO_FILE = """\
+import shutil
+shutil.rmtree("docs")
+Path("docs").write_text("docs are now one file\\n")
+"""
+FILE_TO_DIR = """\
+import os
+os.unlink("docs")
+os.makedirs("docs/guide")
+Path("docs/guide/index.md").write_text("a directory again\\n")
+"""
+
+
+def test_a_patch_turning_a_directory_into_a_file_and_back_lands(project: Project) -> None:
+    project.write("docs/a.md", "a\n")
+    project.write("docs/sub/b.md", "b\n")
+    project.commit_all("Docs directory")
+    project.patch("issue_70.py", ["docs", "docs/a.md", "docs/sub/b.md"], DIR_TO_FILE)
+
+    out = project.run("70", "Docs become a file", *NO_GATES)
+
+    assert out.result_line == "RESULT: SUCCESS", out.output
+    assert (project.live / "docs").read_text() == "docs are now one file\n"
+    assert project.status() == ""
+    assert project.origin_head() == project.head()
+    project.patch("issue_71.py", ["docs", "docs/guide/index.md"], FILE_TO_DIR)
+
+    back = project.run("71", "Docs become a directory", *NO_GATES)
+
+    assert back.result_line == "RESULT: SUCCESS", back.output
+    assert (project.live / "docs/guide/index.md").read_text() == "a directory again\n"
+    assert project.status() == ""
+
+
+def test_a_directory_holding_an_untracked_file_of_yours_is_not_replaced(
+    project: Project,
+) -> None:
+    project.write("docs/a.md", "a\n")
+    project.commit_all("Docs directory")
+    project.write("docs/mine.txt", "my notes\n")  # untracked: yours
+    before = project.repo_state()
+    project.patch("issue_72.py", ["docs", "docs/a.md"], DIR_TO_FILE)
+
+    out = project.run("72", "Docs become a file", *NO_GATES)
+
+    assert out.result_line == "RESULT: FAIL PROMOTION:LIVE_DIRTY", out.output
+    assert (project.live / "docs/mine.txt").read_text() == "my notes\n"
+    assert project.repo_state()[:3] == before[:3]
+
+
+def test_an_undone_directory_to_file_landing_restores_the_directory(project: Project) -> None:
+    project.write("docs/a.md", "a\n")
+    project.write("docs/sub/b.md", "b\n")
+    landed = project.commit_all("Docs directory")
+    project.patch("issue_73.py", ["docs", "docs/a.md", "docs/sub/b.md"], DIR_TO_FILE)
+
+    out = project.run("73", "Docs become a file", *PROBE_GATE, "--override", "gate_cache=false")
+
+    assert out.result_line == "RESULT: FAIL LIVE_GATES:PROBE", out.output
+    assert project.head() == landed
+    assert (project.live / "docs/sub/b.md").read_text() == "b\n"
+    assert project.status() == ""

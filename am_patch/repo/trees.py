@@ -27,9 +27,13 @@ class Trees:
         return {e.path: (str(e.id), int(e.mode)) for e in index}
 
     def entry(self, tree: str, path: str) -> tuple[str, int] | None:
+        """The blob id and mode of the file (or link, or gitlink) at path; None when tree has
+        nothing there or a directory."""
         try:
             obj = self.raw[tree].peel(pygit2.Tree)[path]
         except KeyError:
+            return None
+        if obj.filemode == FileMode.TREE:
             return None
         return str(obj.id), int(obj.filemode)
 

@@ -219,16 +219,22 @@ class Workdir(Trees):
         from HEAD, a parent of theirs is a file or symlink, or they are untracked in HEAD (ignored
         or not) yet not incoming's version (any untracked one when incoming is None)."""
         tree = self.tree_of(incoming) if incoming else None
+        paths = list(paths)
+        replaced = frozenset(paths)  # a directory or file this landing replaces wholly is no block
         dirty = []
         for path in paths:
-            if self._blocked_parent(path):
+            if self._blocked_parent(path, replaced):
                 dirty.append(path)
+                continue
+            if (self.root / path).is_dir() and not (self.root / path).is_symlink():
+                if not self._replaceable_dir(path, replaced):
+                    dirty.append(path)
                 continue
             try:
                 flags = self.raw.status_file(path)
             except KeyError:
                 continue
-            except pygit2.GitError:  # e.g. a directory where the file goes
+            except pygit2.GitError:
                 dirty.append(path)
                 continue
             if flags == FileStatus.CURRENT:
@@ -238,14 +244,32 @@ class Workdir(Trees):
                 dirty.append(path)
         return dirty
 
-    def _blocked_parent(self, path: str) -> bool:
-        """A parent directory of path exists in the working tree as a file or symlink."""
+    def _blocked_parent(self, path: str, replaced: frozenset[str]) -> bool:
+        """A parent directory of path exists in the working tree as a file or symlink that is
+        not a clean tracked file the same landing replaces."""
         parent = self.root
         for part in path.split("/")[:-1]:
             parent = parent / part
             if parent.is_symlink() or (os.path.lexists(parent) and not parent.is_dir()):
-                return True
+                rel = parent.relative_to(self.root).as_posix()
+                return rel not in replaced or not self._clean(rel)
         return False
+
+    def _replaceable_dir(self, path: str, replaced: frozenset[str]) -> bool:
+        """A directory where the landing puts a file: only when everything in it is a clean
+        tracked file the landing removes (an untracked or ignored file of yours blocks it)."""
+        for dirpath, _, files in os.walk(self.root / path):
+            for name in files:
+                rel = Path(dirpath, name).relative_to(self.root).as_posix()
+                if rel not in replaced or not self._clean(rel):
+                    return False
+        return True
+
+    def _clean(self, rel: str) -> bool:
+        try:
+            return self.raw.status_file(rel) == FileStatus.CURRENT
+        except (KeyError, pygit2.GitError):
+            return False
 
     def index_locked(self) -> bool:
         """Another git process holds this working tree's index (index.lock exists)."""
