@@ -87,13 +87,26 @@ def python_for(config: Config, live_root: Path) -> Path:
 
 
 def check_python(config: Config, live_root: Path) -> None:
-    """PREFLIGHT:CONFIG when gate_python names no executable, rather than a crash in the gates."""
-    if config.gate_python and shutil.which(python_for(config, live_root)) is None:
+    """PREFLIGHT:CONFIG when gate_python names no executable, rather than a crash in the gates,
+    or a file of the working tree outside a venv: a patch may have written it, and the jail
+    hides the working tree (only a venv there is the interpreter's)."""
+    if not config.gate_python:
+        return
+    python = python_for(config, live_root)
+    if shutil.which(python) is None:
         raise RunnerError(
             Stage.PREFLIGHT,
             Category.CONFIG,
             f"config key 'gate_python': no executable interpreter at {config.gate_python!r} "
             "(unset it to use <live>/.venv/bin/python or am-patch's own)",
+        )
+    if python.is_absolute() and not sandbox.is_interpreter_home(python, live_root):
+        raise RunnerError(
+            Stage.PREFLIGHT,
+            Category.CONFIG,
+            f"config key 'gate_python': {config.gate_python!r} is a file of the working tree "
+            "outside a venv; am-patch never runs such a file (a patch may have written it): "
+            "name a venv's python",
         )
 
 

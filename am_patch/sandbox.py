@@ -63,10 +63,6 @@ ETC_SECRETS = (
     "pki/tls/private",
     "security/opasswd",
 )
-_PROBE_SCRIPT = (
-    "import sys, site; print(sys.prefix); print(sys.base_prefix); "
-    "print(site.getusersitepackages()); print(*sys.path, sep=chr(10))"
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,29 +161,66 @@ def base_env(python: Path) -> dict[str, str]:
     }
 
 
-def interpreter_dirs(python: Path, root: Path) -> tuple[Path, ...]:
-    """What an interpreter needs (venv, base install, sys.path), never the live tree.
+def interpreter_dirs(python: Path, live_root: Path) -> tuple[Path, ...]:
+    """What an interpreter needs to run, found without running it: `python` may be a file a
+    patch wrote, and nothing from the working tree runs outside the jail.
 
-    A venv inside the live repo is exposed; other sys.path entries inside it (an editable
-    install's .pth pointing at live's src/) stay hidden, so gates import the workspace's code.
+    That is each venv on the way from `python` to the real executable (the directory holding
+    pyvenv.cfg) with the installation it was made from (pyvenv.cfg's `home`), and the prefix
+    of the real executable. Not the directories .pth files add to sys.path: an editable install
+    of another project would hand a test its files. Never the live tree (except a venv inside
+    it), $HOME, the system root or an ancestor of any of them.
     """
-    venv = python.parent.parent.absolute()
-    dirs = {venv, python.resolve().parent.parent}
-    result = proc.run([str(python), "-I", "-c", _PROBE_SCRIPT], cwd=root, quiet=True)
-    if result.ok:
-        dirs.update(Path(line) for line in result.output.splitlines() if line.strip())
-    live = root.resolve()
-    keep = []
-    for path in sorted(dirs):
-        if not path.is_absolute() or not path.exists() or path == Path("/"):
-            continue
-        real = path.resolve()
-        if live.is_relative_to(real):
-            continue  # an ancestor of the live repo would expose it
-        if real.is_relative_to(live) and not (path.is_relative_to(venv) or real == venv.resolve()):
-            continue
-        keep.append(path)
+    found = shutil.which(python) if not python.is_absolute() else str(python)
+    if found is None:
+        return ()
+    prefixes: list[Path] = []
+    for exe in _link_chain(Path(found)):
+        prefixes.append(exe.parent.parent)
+        home = _venv(exe.parent.parent).get("home")
+        if home:
+            prefixes.append(Path(home).parent)
+    live = live_root.resolve()
+    home_dir = Path(os.environ.get("HOME", "/root")).resolve()
+    keep: list[Path] = []
+    for prefix in dict.fromkeys(p.resolve() for p in prefixes if p.is_absolute()):
+        if not prefix.is_dir() or any(prefix.is_relative_to(Path("/", d)) for d in SYSTEM_DIRS):
+            continue  # gone, or already in the jail as part of the system
+        if any(owner.is_relative_to(prefix) for owner in (live, home_dir)):
+            continue  # the root, $HOME, the live repo or an ancestor: would expose them
+        if prefix.is_relative_to(live) and not _venv(prefix):
+            continue  # inside the live tree only a venv is the interpreter's
+        keep.append(prefix)
     return tuple(keep)
+
+
+def is_interpreter_home(python: Path, live_root: Path) -> bool:
+    """python is outside the live tree, or inside a venv there (such as <live>/.venv)."""
+    live = live_root.resolve()
+    where = Path(os.path.normpath(python.absolute()))
+    if not where.is_relative_to(live):
+        return True
+    return any(_venv(parent) for parent in where.parents if parent.is_relative_to(live))
+
+
+def _link_chain(exe: Path) -> list[Path]:
+    """exe, then each symlink target in turn, as written (relative links taken from their
+    directory), up to the real file."""
+    chain = [exe]
+    while chain[-1].is_symlink() and len(chain) < 40:
+        link = chain[-1]
+        chain.append(Path(os.path.normpath(link.parent / os.readlink(link))))
+    return chain
+
+
+def _venv(prefix: Path) -> dict[str, str]:
+    """The settings of the venv at prefix (its pyvenv.cfg); empty when it is none."""
+    try:
+        text = (prefix / "pyvenv.cfg").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    pairs = (line.partition("=") for line in text.splitlines())
+    return {key.strip(): value.strip() for key, sep, value in pairs if sep} or {"venv": "yes"}
 
 
 def hidden_dirs(live_root: Path, git_common_dir: Path) -> tuple[Path, ...]:

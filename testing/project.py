@@ -11,6 +11,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from am_patch.crash import ENV as CRASH_ENV
 from am_patch.demo import GIT_IDENTITY, make_project
 
@@ -233,6 +235,14 @@ class Project:
         assert killed.code == -signal.SIGKILL, killed.output
         assert self.head() == old and (self.live / ".git" / "am_patch_landing.json").is_file()
         return old
+
+
+def outside_tmp_dir() -> Path:
+    """A scratch root on the real disk: the jail hides /tmp whole, users' repos live elsewhere."""
+    root = Path("/var/tmp")
+    if not root.is_dir() or not os.access(root, os.W_OK) or root.resolve().is_relative_to("/tmp"):
+        pytest.skip("needs a writable /var/tmp outside /tmp")
+    return root
 
 
 def assert_fails(out: Outcome, code: str) -> None:

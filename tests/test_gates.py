@@ -180,6 +180,10 @@ def editable_live_venv(project: Project) -> Path:
     venv = project.live / ".venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    # a venv on top of our own (whose pytest and mypy _test_tools.pth makes importable): the jail
+    # exposes each venv on the interpreter's link chain, never what a .pth file names
+    python.unlink()
+    python.symlink_to(sys.executable)
     purelib = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True,

@@ -16,17 +16,9 @@ from pathlib import Path
 import pytest
 
 from am_patch import scope
-from testing.project import NO_GATES, Outcome, Project
+from testing.project import NO_GATES, Outcome, Project, outside_tmp_dir
 
 SECRET = "am-secret-4f1d9c7e2b"
-
-
-def outside_tmp_dir() -> Path:
-    """A scratch root on the real disk: the jail hides /tmp whole, users' repos live elsewhere."""
-    root = Path("/var/tmp")
-    if not root.is_dir() or not os.access(root, os.W_OK) or root.resolve().is_relative_to("/tmp"):
-        pytest.skip("needs a writable /var/tmp outside /tmp")
-    return root
 
 
 @pytest.fixture(params=["under_tmp", "outside_tmp"])

@@ -237,6 +237,7 @@ def test_check_python_accepts_a_command_on_path_and_refuses_a_missing_one(
     venv = tmp_path / "venv" / "bin"
     venv.mkdir(parents=True)
     (venv / "python").symlink_to(sys.executable)  # relative: taken from the project root
+    (venv.parent / "pyvenv.cfg").write_text("home = /usr/bin\n")  # a venv, not a stray file
     gates.check_python(config.load(tmp_path, overrides=("gate_python=venv/bin/python",)), tmp_path)
     missing = config.load(tmp_path, overrides=("gate_python=no-such-python-4d2e",))
     with pytest.raises(RunnerError) as err:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -11,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from am_patch import sandbox
-from testing.project import CALC, NO_GATES, Project
+from testing.project import CALC, NO_GATES, Project, outside_tmp_dir
 
 
 def live_files(project: Project) -> dict[str, bytes]:
@@ -290,3 +294,60 @@ def test_the_jail_never_binds_all_of_etc_or_its_secrets(tmp_path: Path) -> None:
     for secret in ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh", "/etc/ssl/private"):
         assert not [a for a in argv if a == secret or a.startswith(secret + "/")]
     assert ("--remount-ro", "/") in pairs
+
+
+def test_a_gate_python_from_the_working_tree_never_runs_outside_the_jail(
+    project: Project, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran-outside"
+    tool = project.write("tools/py", f'#!/bin/sh\necho pwned > {marker}\nexec python3 "$@"\n')
+    tool.chmod(0o755)
+    project.commit_all("A tool")
+    before = live_snapshot(project)
+    project.patch("issue_40.py", [CALC], f'Path("{CALC}").write_text("x = 1\\n")\n')
+
+    out = project.run("40", "Hostile interpreter", "--override", "gate_python=tools/py")
+
+    assert out.result_line == "RESULT: FAIL PREFLIGHT:CONFIG", out.output
+    assert "gate_python" in out.line("REASON:") and "outside a venv" in out.line("REASON:")
+    assert live_snapshot(project)[:2] == before[:2]
+    (project.live / "am_patch.toml").write_text('gate_python = "tools/py"\n')
+    project.write(CALC, "x = 2\n")
+    project.git("add", CALC)
+    hook = subprocess.run(
+        [sys.executable, "-m", "am_patch.hooks", "gates"],
+        cwd=project.live,
+        capture_output=True,
+        text=True,
+    )
+    assert hook.returncode != 0, hook.stderr
+    assert not marker.exists(), "the working tree's interpreter ran outside the jail"
+
+
+def test_a_directory_named_by_a_pth_file_is_not_mounted_in_the_jail(project: Project) -> None:
+    other = Path(tempfile.mkdtemp(prefix="am-patch-otherproj-", dir=outside_tmp_dir()))
+    try:
+        (other / ".env").write_text("OTHER_SECRET=am-other-4a7c\n")
+        venv = project.live / ".venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+        (venv / "bin" / "python").unlink()
+        (venv / "bin" / "python").symlink_to(sys.executable)  # a venv on top of ours
+        purelib = next((venv / "lib").glob("python3*/site-packages"))
+        (purelib / "_otherproj.pth").write_text(f"{other}\n")  # an editable install elsewhere
+        env_file = str(other / ".env")
+        probe = f"import os; print('PTH-' + ('SEEN' if os.path.exists({env_file!r}) else 'HIDDEN'))"
+        project.patch("issue_41.py", ["README.md"], 'Path("README.md").write_text("x\\n")\n')
+
+        out = project.run(
+            "41",
+            "Probe",
+            *("--override", "gates_order=['probe']"),
+            *("--override", "gates.probe.runs_on=always"),
+            *("--override", f"gates.probe.command=['{{python}}', '-c', {probe!r}]"),
+        )
+
+        assert out.result_line == "RESULT: SUCCESS", out.output
+        log = project.log_of(out)
+        assert "PTH-HIDDEN" in log and "PTH-SEEN" not in log, log
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
