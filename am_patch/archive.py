@@ -6,13 +6,13 @@ import json
 import logging
 import os
 import re
-import shutil
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from am_patch import proc
 from am_patch.errors import Category, RunnerError, Stage
+from am_patch.layout import Layout
 
 log = logging.getLogger("am_patch")
 
@@ -21,18 +21,19 @@ EXCLUDED_DIRS = frozenset(
 )
 
 
-def file_input(patch: Path, dest_dir: Path) -> Path:
-    """Move the patch input into dest_dir; a name already there gets the next _vN suffix."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    if patch.parent.resolve() == dest_dir.resolve():
+def file_input(layout: Layout, patch: Path, outcome: str) -> Path:
+    """Move the patch input into patches/<outcome>; a name already there gets the next _vN
+    suffix. Neither the input nor the folder is followed if it is a link."""
+    dest_dir = layout.mkdir(layout.filed(outcome))
+    if patch.parent == dest_dir:
         return patch
     target = dest_dir / patch.name
     n = 1
-    while target.exists():
+    while os.path.lexists(target):
         n += 1
         target = dest_dir / f"{patch.stem}_v{n}{patch.suffix}"
-    shutil.move(str(patch), str(target))
-    os.utime(target)  # filed now: -l picks the newest by this time, not the input's own
+    layout.move(patch, target)
+    os.utime(target, follow_symlinks=False)  # filed now: -l picks the newest by this time
     log.info("patch input filed as %s", target)
     return target
 
@@ -42,21 +43,25 @@ def _archivable(rel: str) -> bool:
     return not any(p in EXCLUDED_DIRS for p in parts) and not rel.endswith(".pyc")
 
 
-def _numbered(patches_dir: Path, label: str) -> list[tuple[int, Path]]:
+def _numbered(layout: Layout, label: str) -> list[tuple[int, Path]]:
     pattern = re.compile(rf"patched_{re.escape(label)}_v(\d+)\.zip")
     return sorted(
         (int(m.group(1)), p)
-        for p in patches_dir.glob(f"patched_{label}_v*.zip")
+        for p in layout.patches.glob(f"patched_{label}_v*.zip")
         if (m := pattern.fullmatch(p.name))
     )
 
 
-def failure_zip(patches_dir: Path, label: str, log_path: Path, files: Mapping[str, bytes]) -> Path:
+def failure_zip(layout: Layout, label: str, log_path: Path, files: Mapping[str, bytes]) -> Path:
     """patched_<label>_v<NN>.zip: the log plus the changed and declared files as left."""
-    numbers = [n for n, _ in _numbered(patches_dir, label)]
-    target = patches_dir / f"patched_{label}_v{max(numbers, default=0) + 1:02d}.zip"
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.write(log_path, f"logs/{log_path.name}")
+    numbers = [n for n, _ in _numbered(layout, label)]
+    target = layout.failure_zip(label, max(numbers, default=0) + 1)
+    with (
+        layout.open(target, "wb", exclusive=True) as handle,
+        zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as zf,
+    ):
+        with layout.open(log_path, "rb") as run_log:
+            zf.writestr(f"logs/{log_path.name}", run_log.read())
         for rel in sorted(files):
             if _archivable(rel):
                 zf.writestr(rel, files[rel])
@@ -64,28 +69,34 @@ def failure_zip(patches_dir: Path, label: str, log_path: Path, files: Mapping[st
     return target
 
 
-def prune_failure_zips(patches_dir: Path, label: str, keep: int) -> None:
+def prune_failure_zips(layout: Layout, label: str, keep: int) -> None:
     """After a success, keep only the newest `keep` failure zips of this label."""
-    zips = [p for _, p in _numbered(patches_dir, label)]
+    zips = [p for _, p in _numbered(layout, label)]
     for old in zips[: max(0, len(zips) - keep)]:
-        old.unlink()
+        old.unlink()  # unlink removes a link itself, never its target
         log.info("old failure archive removed: %s", old.name)
 
 
-def success_zip(live_root: Path, patches_dir: Path) -> Path:
-    """patched_success.zip: `git archive HEAD` of the live repository."""
-    target = patches_dir / "patched_success.zip"
+def success_zip(layout: Layout) -> Path:
+    """patched_success.zip: `git archive HEAD` of the live repository, written to a new file
+    and renamed over the old one (a link there is replaced, never written through)."""
+    target = layout.success_zip
+    with layout.directory(target.parent):
+        fresh = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     result = proc.run(
-        ["git", "archive", "--format=zip", "-o", str(target), "HEAD"],
-        cwd=live_root,
+        ["git", "archive", "--format=zip", "-o", str(fresh), "HEAD"],
+        cwd=layout.root,
         env=proc.clean_git_env(),
     )
     if not result.ok:
         log.info("patched_success.zip not written: %s", result.tail(2))
+        fresh.unlink(missing_ok=True)
+        return target
+    layout.move(fresh, target)
     return target
 
 
-def latest_input(patches_dir: Path, issue_id: str) -> Path:
+def latest_input(layout: Layout, issue_id: str) -> Path:
     """For -l: the newest archived input of exactly this issue (issue_3, never issue_37).
 
     Inputs named issue_<ID>.* are found by name; any other name through the run records
@@ -95,11 +106,11 @@ def latest_input(patches_dir: Path, issue_id: str) -> Path:
     found = {
         p
         for sub in ("successful", "unsuccessful")
-        if (patches_dir / sub).is_dir()
-        for p in (patches_dir / sub).iterdir()
+        if layout.filed(sub).is_dir()
+        for p in layout.filed(sub).iterdir()
         if p.is_file() and pattern.fullmatch(p.name)
     }
-    found.update(_recorded_inputs(patches_dir, issue_id))
+    found.update(_recorded_inputs(layout, issue_id))
     if not found:
         raise RunnerError(
             Stage.PREFLIGHT,
@@ -110,9 +121,10 @@ def latest_input(patches_dir: Path, issue_id: str) -> Path:
     return max(found, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
-def _recorded_inputs(patches_dir: Path, issue_id: str) -> set[Path]:
+def _recorded_inputs(layout: Layout, issue_id: str) -> set[Path]:
     found = set()
-    for record in (patches_dir / "logs").glob("*.json"):
+    patches_dir = layout.patches
+    for record in layout.logs.glob("*.json"):
         try:
             data = json.loads(record.read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from am_patch import __version__, config, pipeline
 from am_patch.errors import Category, RunnerError, Stage, UsageError
 from am_patch.flags import FLAGS
+from am_patch.layout import Layout, UnsafePath
 from am_patch.lock import RunLock
 from am_patch.repo import Repo
 from am_patch.runlog import RunLog, Summary, print_summary, warn
@@ -278,15 +279,23 @@ def _load_config(live: Repo, args: argparse.Namespace) -> config.Config:
     )
 
 
+def _unsafe(exc: UnsafePath) -> RunnerError:
+    return RunnerError(Stage.PREFLIGHT, Category.UNSAFE, str(exc))
+
+
 def _run(live: Repo, args: argparse.Namespace, request: pipeline.Request) -> int:
-    patches_dir = live.root / "patches"
+    layout = Layout(live.root, live.common_dir)
+    try:
+        layout.check_all()
+    except UnsafePath as exc:
+        raise _unsafe(exc) from exc
     summary = Summary(issue_id=request.issue_id, mode=request.mode, message=request.message)
     label = f"issue_{request.issue_id}" if request.issue_id else "finalize_live"
     interrupted_exit = EXIT_INTERRUPTED
     with (
         _stop_signals_raise() as stop,
-        RunLock(patches_dir / "am_patch.lock") as lock,
-        RunLog(patches_dir, label) as runlog,
+        RunLock(layout) as lock,
+        RunLog(layout, label) as runlog,
     ):
         live.add_exclude("/patches/")
         summary.log_path = str(runlog.path.relative_to(live.root))
@@ -308,9 +317,10 @@ def _run(live: Repo, args: argparse.Namespace, request: pipeline.Request) -> int
                 live=live, config=cfg, request=request, summary=summary, log_path=runlog.path
             )
             run.execute()
-        except RunnerError as exc:
-            summary.code, summary.reason = exc.code, exc.message
-            log.info("failure fingerprint: %s %s", exc.code, exc.message)
+        except (RunnerError, UnsafePath) as exc:
+            failed = exc if isinstance(exc, RunnerError) else _unsafe(exc)
+            summary.code, summary.reason = failed.code, failed.message
+            log.info("failure fingerprint: %s %s", failed.code, failed.message)
         except (KeyboardInterrupt, Terminated) as exc:
             why = str(exc) if isinstance(exc, Terminated) else "interrupted by Ctrl-C"
             if isinstance(exc, Terminated):
@@ -325,7 +335,10 @@ def _run(live: Repo, args: argparse.Namespace, request: pipeline.Request) -> int
         stop.armed = False
         runlog.log_summary(summary)  # before archiving: the failure zip carries the whole log
         if run is not None:
-            run.archive()
+            try:
+                run.archive()
+            except UnsafePath as exc:  # the result stands; nothing was written through the link
+                summary.notes.append(f"ARCHIVE: refused: {exc}")
         runlog.write_json(summary)
     print_summary(summary)
     if summary.code == f"{Stage.INTERNAL}:{Category.INTERRUPTED}":

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def workspace(run: Run, branch: str) -> None:
     """The open workspace's changes against its base, hand edits included, gated and landed."""
-    ws = wsp.open_existing(run.live, run.patches_dir, f"issue_{run.issue}")
+    ws = wsp.open_existing(run.live, run.layout, f"issue_{run.issue}")
     if ws is None:
         raise RunnerError(
             Stage.PREFLIGHT,

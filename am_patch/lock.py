@@ -6,10 +6,10 @@ import fcntl
 import logging
 import os
 import time
-from pathlib import Path
 from types import TracebackType
 
 from am_patch.errors import Category, RunnerError, Stage
+from am_patch.layout import Layout
 
 log = logging.getLogger("am_patch")
 
@@ -27,14 +27,14 @@ def _alive(pid: int) -> bool:
 class RunLock:
     """The kernel drops an flock when its holder dies, so a dead holder's lock is free at once."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.path = layout.lock
         self._fd: int | None = None
         self.took_over: str | None = None
 
     def __enter__(self) -> RunLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = self.layout.open_fd(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,6 +26,7 @@ from am_patch import (
 from am_patch import workspace as wsp
 from am_patch.config import Config, describe
 from am_patch.errors import Category, RunnerError, Stage
+from am_patch.layout import Layout
 from am_patch.repo import CommitOid, Repo, Snapshot, remove_tree
 from am_patch.runlog import Summary, say, show_tail
 from am_patch.verdicts import VerdictCache
@@ -63,13 +63,15 @@ class Run:
     last_snapshot: Snapshot | None = None
     failed_member: patchfile.Diff | None = None
     cache: VerdictCache = field(init=False)
+    layout: Layout = field(init=False)
 
     def __post_init__(self) -> None:
-        self.cache = VerdictCache(self.live.common_dir, enabled=self.config.gate_cache)
+        self.layout = Layout(self.live.root, self.live.common_dir)
+        self.cache = VerdictCache(self.layout, enabled=self.config.gate_cache)
 
     @property
     def patches_dir(self) -> Path:
-        return self.live.root / "patches"
+        return self.layout.patches
 
     @property
     def issue(self) -> str:
@@ -122,7 +124,7 @@ class Run:
         cfg = self.config
         arg = self.request.patch_arg
         if self.request.rerun_latest:
-            arg = str(archive.latest_input(self.patches_dir, self.issue))
+            arg = str(archive.latest_input(self.layout, self.issue))
             say(f"[preflight] rerunning {Path(arg).relative_to(self.patches_dir)}")
         self.patch = patchfile.load(
             self.patches_dir, self.issue, arg, ascii_only=cfg.ascii_only_patch
@@ -140,7 +142,7 @@ class Run:
         label = f"test_{self.issue}_{os.getpid()}" if cfg.test_mode else f"issue_{self.issue}"
         self.ws = wsp.prepare(
             self.live,
-            self.patches_dir,
+            self.layout,
             label=label,
             issue_id=self.issue,
             live_head=live_head,
@@ -219,15 +221,15 @@ class Run:
     def _apply_patch(self, ws: wsp.Workspace) -> None:
         assert self.patch is not None
         inputs = ws.dir / "input"
-        if inputs.exists():
+        if os.path.lexists(inputs):
             remove_tree(inputs)
-        inputs.mkdir()
+        self.layout.mkdir(inputs)
         if self.patch.kind is patchfile.Kind.SCRIPT:
             jail = self._patch_jail(ws).with_exposed(inputs)  # probed in preflight
             self.summary.sandbox = jail.description
             log.info("sandbox: %s", jail.description)
             script = inputs / self.patch.path.name
-            shutil.copyfile(self.patch.path, script)
+            self.layout.write(script, self.patch.data)
             apply.run_script(jail, script, timeout_s=self.config.patch_timeout_s)
             return
         self.summary.sandbox = "none needed (a diff is applied by git apply, no code runs)"
@@ -319,7 +321,7 @@ class Run:
             touched=touched,
             cache=self.cache,
             project_root=self.live.root,
-            scratch_parent=self.patches_dir / "workspaces",
+            scratch_parent=self.layout.mkdir(self.layout.workspaces),
         )
         self._judge(checked.verdicts, stage)
         return checked.tree
@@ -350,10 +352,8 @@ class Run:
         if self.summary.success:
             if self.patch is not None and self.request.mode is Mode.WORKSPACE:
                 self._file_input("successful")
-            zip_path = archive.success_zip(self.live.root, self.patches_dir)
-            archive.prune_failure_zips(
-                self.patches_dir, self.zip_label, self.config.failure_zips_keep
-            )
+            zip_path = archive.success_zip(self.layout)
+            archive.prune_failure_zips(self.layout, self.zip_label, self.config.failure_zips_keep)
         else:
             if self.patch is not None and self.request.mode is Mode.WORKSPACE:
                 self._file_input("unsuccessful")
@@ -362,12 +362,12 @@ class Run:
                 files[f"failed_member/{self.failed_member.name}"] = self.failed_member.data
             if not files:
                 return  # nothing beyond the log, which is in patches/logs already
-            zip_path = archive.failure_zip(self.patches_dir, self.zip_label, self.log_path, files)
+            zip_path = archive.failure_zip(self.layout, self.zip_label, self.log_path, files)
         self.summary.notes.append(f"ARCHIVE: {zip_path.relative_to(self.live.root)}")
 
     def _file_input(self, outcome: str) -> None:
         assert self.patch is not None
-        filed = archive.file_input(self.patch.path, self.patches_dir / outcome)
+        filed = archive.file_input(self.layout, self.patch.path, outcome)
         self.summary.archived_input = str(filed.relative_to(self.live.root))
 
     def _archived_files(self) -> dict[str, bytes]:

@@ -14,6 +14,7 @@ from am_patch import audit, crash, gates, publish, scope
 from am_patch import workspace as wsp
 from am_patch.config import Config
 from am_patch.errors import Category, RunnerError, Stage
+from am_patch.layout import Layout
 from am_patch.repo import CommitOid, Repo, Snapshot
 from am_patch.runlog import say
 
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from am_patch.pipeline import Run
 
 log = logging.getLogger("am_patch")
-
-JOURNAL = "am_patch_landing.json"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,7 +33,7 @@ class Landing:
 
 
 def _journal(live: Repo) -> Path:
-    return live.common_dir / JOURNAL
+    return Layout(live.root, live.common_dir).journal
 
 
 INDEX_BUSY = "another git process holds the live index (.git/index.lock)"
@@ -91,15 +90,15 @@ def land(live: Repo, landing: Landing) -> None:
 
 def write_journal(live: Repo, landing: Landing) -> Path:
     """Record the landing about to start, so recover() can finish or undo it after a crash."""
-    journal = _journal(live)
+    layout = Layout(live.root, live.common_dir)
     record = {
         "branch": landing.branch,
         "old": landing.old,
         "new": landing.new,
         "paths": list(landing.paths),
     }
-    journal.write_text(json.dumps(record) + "\n", encoding="utf-8")
-    return journal
+    layout.write(layout.journal, (json.dumps(record) + "\n").encode())
+    return layout.journal
 
 
 def _roll_back(live: Repo, landing: Landing, exc: BaseException | None) -> None:

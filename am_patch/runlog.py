@@ -8,8 +8,10 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from types import TracebackType
+from typing import IO
+
+from am_patch.layout import Layout
 
 log = logging.getLogger("am_patch")
 
@@ -80,28 +82,25 @@ class Summary:
 class RunLog:
     """patches/logs/<run>.log with every command and its output; am_patch.log links to it."""
 
-    def __init__(self, patches_dir: Path, label: str) -> None:
+    def __init__(self, layout: Layout, label: str) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         micros = f"{time.time_ns() // 1000 % 1_000_000:06d}"
+        self.layout = layout
         self.name = f"{label}_{stamp}.{micros}_{os.getpid()}"
-        self.dir = patches_dir / "logs"
-        self.path = self.dir / f"{self.name}.log"
-        self.json_path = self.dir / f"{self.name}.json"
-        self.link = patches_dir / "am_patch.log"
-        self._handler: logging.Handler | None = None
+        self.path = layout.logs / f"{self.name}.log"
+        self.json_path = layout.logs / f"{self.name}.json"
+        self._handler: logging.StreamHandler[IO[str]] | None = None
 
     def __enter__(self) -> RunLog:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(self.path, encoding="utf-8", errors="backslashreplace")
+        stream = self.layout.open(self.path, "a", exclusive=True)
+        handler = logging.StreamHandler(stream)
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         handler.setLevel(logging.DEBUG)
         log.addHandler(handler)
         log.setLevel(logging.DEBUG)
         self._handler = handler
-        tmp = self.link.with_name(f".am_patch.log.{os.getpid()}")
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(self.path.relative_to(self.link.parent))
-        tmp.replace(self.link)
+        link = self.layout.newest_log
+        self.layout.symlink(link, self.path.relative_to(link.parent).as_posix())
         return self
 
     def __exit__(
@@ -113,6 +112,7 @@ class RunLog:
         if self._handler is not None:
             log.removeHandler(self._handler)
             self._handler.close()
+            self._handler.stream.close()
             self._handler = None
 
     def log_summary(self, summary: Summary) -> None:
@@ -122,7 +122,7 @@ class RunLog:
     def write_json(self, summary: Summary) -> None:
         """<run>.json: the summary as shown on screen, archive notes included."""
         data = asdict(summary) | {"result": summary.result_line, "success": summary.success}
-        self.json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        self.layout.write(self.json_path, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def say(message: str) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Sequence
-from pathlib import Path
+
+from am_patch.layout import Layout
 
 log = logging.getLogger("am_patch")
 
@@ -21,8 +21,9 @@ def key(tree: str, gate: str, argv: Sequence[str]) -> str:
 class VerdictCache:
     """Passing verdicts in <git common dir>/am_patch/verdicts.json, shared by runner and hooks."""
 
-    def __init__(self, git_common_dir: Path, *, enabled: bool = True) -> None:
-        self.path = git_common_dir / "am_patch" / "verdicts.json"
+    def __init__(self, layout: Layout, *, enabled: bool = True) -> None:
+        self.layout = layout
+        self.path = layout.verdicts
         self.enabled = enabled
         self._known: dict[str, str] | None = None  # as last read: passes are only ever added
 
@@ -46,7 +47,4 @@ class VerdictCache:
         data = self._load()
         data[key(tree, gate, argv)] = f"{gate} {tree}"
         self._known = data
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".verdicts.{os.getpid()}.json")
-        tmp.write_text(json.dumps(data, indent=0), encoding="utf-8")
-        tmp.replace(self.path)
+        self.layout.write(self.path, json.dumps(data, indent=0).encode())

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from am_patch.errors import Category, RunnerError, Stage
+from am_patch.layout import Layout
 from am_patch.repo import CommitOid, Repo, TreeOid, remove_tree
 from am_patch.runlog import say
 
@@ -58,19 +60,21 @@ class Meta:
             else None,
         )
 
-    def write(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+    def to_json(self) -> bytes:
+        return (json.dumps(asdict(self), indent=2) + "\n").encode()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Workspace:
     """`label` is issue_<ID>, or test_<ID>_<pid> for a --test-mode throw-away workspace."""
 
+    layout: Layout
     label: str
-    dir: Path
     meta: Meta
+
+    @property
+    def dir(self) -> Path:
+        return self.layout.workspace(self.label)
 
     @property
     def repo_dir(self) -> Path:
@@ -104,19 +108,17 @@ def worktree_name(label: str) -> str:
     return f"am_patch_{label}"
 
 
-def workspace_dir(patches_dir: Path, label: str) -> Path:
-    return patches_dir / "workspaces" / label
-
-
-def open_existing(live: Repo, patches_dir: Path, label: str) -> Workspace | None:
-    wdir = workspace_dir(patches_dir, label)
+def open_existing(live: Repo, layout: Layout, label: str) -> Workspace | None:
+    wdir = layout.workspace(label)
     if not _is_valid(live, wdir, label):
         return None
-    return Workspace(label=label, dir=wdir, meta=Meta.read(wdir / "meta.json"))
+    return Workspace(layout=layout, label=label, meta=Meta.read(wdir / "meta.json"))
 
 
 def _is_valid(live: Repo, wdir: Path, label: str) -> bool:
     repo_dir = wdir / "repo"
+    if any(p.is_symlink() for p in (wdir, wdir / "meta.json", repo_dir, repo_dir / ".git")):
+        return False  # never ours: a commit tracked links here
     if not (wdir / "meta.json").is_file() or not (repo_dir / ".git").is_file():
         return False
     ws = Repo.try_open(repo_dir)
@@ -127,7 +129,7 @@ def _is_valid(live: Repo, wdir: Path, label: str) -> bool:
 
 def prepare(
     live: Repo,
-    patches_dir: Path,
+    layout: Layout,
     *,
     label: str,
     issue_id: str,
@@ -142,12 +144,13 @@ def prepare(
     A reused workspace is soft-reset first when asked; otherwise an un-promoted result a previous
     attempt left in it is set aside (see `set_aside`), so the patch is not applied twice.
     """
-    wdir = workspace_dir(patches_dir, label)
+    wdir = layout.workspace(label)
+    layout.check(wdir)  # a commit may track a link here; it is never followed or removed
     name = worktree_name(label)
     if _is_valid(live, wdir, label):
         meta = Meta.read(wdir / "meta.json")
         log.info("workspace reused: %s (base %s, attempt %d)", wdir, meta.base, meta.attempt)
-        ws = Workspace(label=label, dir=wdir, meta=meta)
+        ws = Workspace(layout=layout, label=label, meta=meta)
         if update_base and not soft_reset_first and meta.base != live_head:
             _refuse_dropping_own_changes(ws)
         if soft_reset_first:
@@ -160,12 +163,12 @@ def prepare(
             ws = move_base(live, ws, live_head)
         meta = ws.meta
     else:
-        if wdir.exists():
+        if os.path.lexists(wdir):
             log.info("workspace %s is incomplete or foreign: recreating it", wdir)
             remove_tree(wdir)
         if live.prune_worktree(name):
             log.info("stale worktree entry %s pruned", name)
-        wdir.mkdir(parents=True)
+        layout.mkdir(wdir)
         live.set_branch(branch_name(label), live_head)
         try:
             live.add_worktree(name, wdir / "repo", branch_name(label))
@@ -183,8 +186,8 @@ def prepare(
         )
         log.info("workspace created: %s at base %s", wdir, live_head)
     meta = replace(meta, attempt=meta.attempt + 1, message=message, files=files)
-    meta.write(wdir / "meta.json")
-    return Workspace(label=label, dir=wdir, meta=meta)
+    ws = Workspace(layout=layout, label=label, meta=meta)
+    return _saved(ws)
 
 
 def _refuse_dropping_own_changes(ws: Workspace) -> None:
@@ -337,13 +340,13 @@ def set_aside(live: Repo, ws: Workspace) -> Workspace:
 
 
 def _saved(ws: Workspace) -> Workspace:
-    ws.meta.write(ws.meta_path)
+    ws.layout.write(ws.meta_path, ws.meta.to_json())
     return ws
 
 
 def remove(live: Repo, ws: Workspace) -> None:
     live.remove_worktree(ws.worktree, ws.repo_dir)
-    if ws.dir.exists():
+    if os.path.lexists(ws.dir):
         remove_tree(ws.dir)
     live.delete_branch(ws.branch)
     log.info("workspace deleted: %s", ws.dir)

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from am_patch import promote
 from am_patch.config import load
 from am_patch.hooks import pre_commit
 from am_patch.hooks.pre_receive import MAX_COMMITS
+from am_patch.layout import Layout
 from am_patch.lock import RunLock
 from am_patch.repo import Repo
 from testing.project import CALC, CALC_WITH_SUB, Project
@@ -480,13 +480,9 @@ def test_staged_path_under_a_dot_git_directory_is_refused(hooked: Project) -> No
 # --- an interrupted landing -------------------------------------------------------------------
 
 
-def test_landing_journal_is_the_one_the_runner_writes() -> None:
-    assert pre_commit.LANDING_JOURNAL == promote.JOURNAL
-
-
 def test_interrupted_landing_blocks_hand_commits_until_recovered(hooked: Project) -> None:
     old = hooked.kill_while_landing("3")
-    journal = hooked.live / ".git" / promote.JOURNAL
+    journal = hooked.live / ".git" / "am_patch_landing.json"
     assert hooked.git("diff", "--cached", "--name-only") == CALC  # the promoted file, staged
 
     stderr = refused_commit(hooked, "-m", "Would sweep the promoted file in")
@@ -494,7 +490,7 @@ def test_interrupted_landing_blocks_hand_commits_until_recovered(hooked: Project
     assert "an am-patch landing was interrupted (or is in progress)" in stderr
     assert "run 'am-patch-hook recover'" in stderr
 
-    with RunLock(hooked.patches / "am_patch.lock"):
+    with RunLock(Layout(hooked.live, hooked.live / ".git")):
         held = hook(hooked.live, "recover")
     assert held.returncode == 1
     assert "another am-patch run holds" in held.stderr

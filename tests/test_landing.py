@@ -248,7 +248,7 @@ def test_index_locked_mid_landing_is_rolled_back(
     assert failed.value.code == "PROMOTION:LIVE_DIRTY"
     assert "rolled back: nothing was changed" in failed.value.message
     assert (project.live / CALC).read_text() == calc_before  # put back with the lock still held
-    assert not (project.live / ".git" / promote.JOURNAL).exists()
+    assert not (project.live / ".git" / "am_patch_landing.json").exists()
     lock.unlink()
     assert project.head() == landing.old
     assert project.git("status", "--porcelain") == ""
@@ -272,7 +272,7 @@ def test_failed_rollback_keeps_the_journal_for_recovery(
     assert failed.value.code == "PROMOTION:LIVE_DIRTY"
     assert "am-patch-hook recover" in failed.value.message
     assert project.head() == landing.old
-    assert (project.live / ".git" / promote.JOURNAL).is_file()
+    assert (project.live / ".git" / "am_patch_landing.json").is_file()
     monkeypatch.undo()
     assert promote.recover(Repo.open(project.live))
     assert project.head() == landing.old

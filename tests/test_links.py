@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from testing.project import NO_GATES, Project, assert_fails, assert_success
+import pytest
+
+from testing.project import CALC, NO_GATES, Project, assert_fails, assert_success
 
 LINKS = """\
 import os
@@ -53,3 +55,55 @@ def test_a_rebase_onto_a_main_that_retargeted_a_link_is_judged_again(project: Pr
     assert_fails(out, "SCOPE:UNSAFE")
     assert "docs/L: symlink leaves the repository" in out.line("REASON:")
     assert project.head() == moved and project.origin_head() == moved
+
+
+# --- everything am-patch writes refuses to follow a link ----------------------------------------
+
+
+def track_link(project: Project, rel: str, target: str) -> None:
+    """A commit (as one pulled from origin could) that tracks rel, under patches/, as a link."""
+    path = project.live / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target)
+    project.git("add", "-f", rel)
+    project.git("commit", "-q", "-m", f"Track {rel}")
+    project.git("push", "-q", "origin", "main")
+
+
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "patches/am_patch.lock",
+        "patches/patched_success.zip",
+        "patches/logs",
+        "patches/successful",
+        "patches/workspaces/issue_5",
+    ],
+)
+def test_a_tracked_link_under_patches_is_never_written_through(project: Project, rel: str) -> None:
+    victim = project.live / CALC
+    original = victim.read_bytes()
+    depth = "../" * rel.count("/")
+    track_link(project, rel, f"{depth}{CALC}" if "." in rel.rsplit("/", 1)[-1] else f"{depth}src")
+    project.patch("issue_5.py", ["README.md"], 'Path("README.md").write_text("x\\n")\n')
+    before = project.repo_state(include_patches=False)
+
+    out = project.run("5", "Docs", *NO_GATES)
+
+    assert_fails(out, "PREFLIGHT:UNSAFE")
+    assert rel in out.line("REASON:") and "link" in out.line("REASON:")
+    assert victim.read_bytes() == original
+    assert project.repo_state(include_patches=False) == before
+    assert sorted(p.name for p in (project.live / "src").iterdir()) == ["democalc"]
+
+
+def test_a_link_in_the_way_of_the_success_zip_is_replaced_not_followed(project: Project) -> None:
+    notes = project.write("docs/notes.md", "my notes\n")
+    project.commit_all("Notes")
+    (project.patches / "patched_success.zip").symlink_to("../docs/notes.md")  # untracked
+    project.patch("issue_6.py", ["README.md"], 'Path("README.md").write_text("x\\n")\n')
+
+    out = project.run("6", "Docs", *NO_GATES)
+
+    assert_fails(out, "PREFLIGHT:UNSAFE")
+    assert notes.read_text() == "my notes\n"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from am_patch.layout import Layout
 from am_patch.runlog import RunLog
 from testing.project import (
     CALC,
@@ -493,7 +494,9 @@ def test_stale_lock_of_a_dead_process_is_taken_over(project: Project) -> None:
 
 def test_run_log_names_are_unique_within_one_second(project: Project) -> None:
     for _ in range(20):
-        names = [RunLog(project.patches, "issue_3").name for _ in range(5)]
+        names = [
+            RunLog(Layout(project.live, project.live / ".git"), "issue_3").name for _ in range(5)
+        ]
         stamps = {name.split(".")[0] for name in names}
         if len(stamps) == 1:
             break

@@ -13,6 +13,7 @@ from typing import NoReturn
 from am_patch import config
 from am_patch.errors import Category, RunnerError, Stage, UsageError
 from am_patch.hooks import install, pre_commit, pre_push, pre_receive
+from am_patch.layout import Layout
 from am_patch.repo import ZERO_OID, Repo
 from am_patch.runlog import TAIL_PREFIX, warn
 
@@ -112,13 +113,14 @@ def _origin_guard(repo: Repo, cfg: config.Config) -> int:
 
 def _recover(repo: Repo) -> int:
     """What a killed run's landing left: finished or rolled back under the runner's lock."""
-    if not (repo.common_dir / pre_commit.LANDING_JOURNAL).exists():
+    layout = Layout(repo.root, repo.common_dir)
+    if not layout.journal.exists():
         print("nothing to recover: no am-patch landing was interrupted")
         return EXIT_OK
     from am_patch import promote  # the runner's landing code; only this command needs it
     from am_patch.lock import RunLock
 
-    with RunLock(repo.root / "patches" / "am_patch.lock"):  # a run still landing holds it
+    with RunLock(layout):  # a run still landing holds it
         print(promote.recover(repo) or "nothing to recover: the landing has just finished")
     return EXIT_OK
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from am_patch import scope
 from am_patch.config import Config
 from am_patch.errors import Category, RunnerError, Stage
+from am_patch.layout import Layout
 from am_patch.repo import Repo
 from am_patch.workspace import Meta
 
@@ -16,9 +17,6 @@ if TYPE_CHECKING:
     from am_patch.treecheck import TreeCheck
 
 
-# promote.JOURNAL, the landing journal in the git common dir; named here so that the hook,
-# which runs on every commit, need not import the runner (tests/test_hooks.py keeps them equal)
-LANDING_JOURNAL = "am_patch_landing.json"
 IssueFiles = tuple[str, tuple[str, ...]]  # an issue and its FILES
 
 
@@ -70,7 +68,7 @@ def out_of_scope(paths: Iterable[str], scopes: list[IssueFiles], config: Config)
 def check_scope(repo: Repo, config: Config, issue: str | None) -> list[str]:
     """Problems with the staged change: an interrupted landing, the path policy, and the scope
     of the active issue (`issue`, else any one open workspace's)."""
-    if (repo.common_dir / LANDING_JOURNAL).exists():
+    if Layout(repo.root, repo.common_dir).journal.exists():
         return [
             "an am-patch landing was interrupted (or is in progress), so the index may hold files "
             "main does not have yet; run 'am-patch-hook recover' to finish or roll it back"
@@ -91,7 +89,7 @@ def check_gates(repo: Repo, config: Config, tree: str, base: str) -> TreeCheck:
     from am_patch.verdicts import VerdictCache
 
     touched = [c.path for c in repo.diff_trees(base, tree)]
-    cache = VerdictCache(repo.common_dir, enabled=config.gate_cache)
+    cache = VerdictCache(Layout(repo.root, repo.common_dir), enabled=config.gate_cache)
     return treecheck.check_tree(
         config, repo, tree=tree, touched=touched, cache=cache, project_root=repo.root
     )
