@@ -96,7 +96,7 @@ def live_tree(run: Run, branch: str) -> None:
     if gated != snap.tree:
         say("[finalize] the formatter changed some files; the live files get its version")
     _land_in_place(run, branch, head, commit, snap)
-    audit.run(run.live, run.config, run.summary.push)
+    audit.run(run.live, run.config, run.summary.push, commit)
 
 
 def _land_in_place(

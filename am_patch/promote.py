@@ -312,7 +312,7 @@ def promote_workspace(
         wsp.remove(run.live, ws)
     else:
         run.ws = wsp.keep_landed(run.live, ws, commit)
-    audit.run(run.live, cfg, run.summary.push)
+    audit.run(run.live, cfg, run.summary.push, commit)
 
 
 def _land_gate_push(run: Run, landing: Landing) -> None:

@@ -183,6 +183,20 @@ class Project:
             self.git("push", "-q", "origin", "main")
         return self.head()
 
+    def push_from_clone(self, rel: str, text: str, message: str | None = None) -> str:
+        """Someone else (a clone in base/other) pushes a commit writing rel to origin/main;
+        its id."""
+        other = self.base / "other"
+        if not other.exists():
+            self.git("clone", "-q", str(self.origin), str(other), cwd=self.base)
+        self.git("pull", "-q", "--ff-only", cwd=other)
+        (other / rel).parent.mkdir(parents=True, exist_ok=True)
+        (other / rel).write_text(text)
+        self.git("add", "-A", cwd=other)
+        self.git("commit", "-q", "-m", message or f"Their change to {rel}", cwd=other)
+        self.git("push", "-q", "origin", "main", cwd=other)
+        return self.git("rev-parse", "HEAD", cwd=other)
+
     def start(self, *args: str) -> subprocess.Popen[str]:
         """python -m am_patch in the background, its output piped, for tests that interrupt it."""
         return subprocess.Popen(

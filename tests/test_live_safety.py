@@ -49,26 +49,6 @@ def calc_patch(project: Project, issue: str) -> Path:
     )
 
 
-def second_clone(project: Project) -> Path:
-    other = project.base / "other"
-    project.git("clone", "-q", str(project.origin), str(other), cwd=project.base)
-    return other
-
-
-def push_from_clone(project: Project, rel: str, text: str, message: str) -> str:
-    """Someone else pushes a commit to origin/main; its id."""
-    other = project.base / "other"
-    if not other.exists():
-        second_clone(project)
-    project.git("pull", "-q", "--ff-only", cwd=other)
-    (other / rel).parent.mkdir(parents=True, exist_ok=True)
-    (other / rel).write_text(text)
-    project.git("add", "-A", cwd=other)
-    project.git("commit", "-q", "-m", message, cwd=other)
-    project.git("push", "-q", "origin", "main", cwd=other)
-    return project.git("rev-parse", "HEAD", cwd=other)
-
-
 def changed_in(project: Project, commit: str) -> list[str]:
     return project.git("diff-tree", "--no-commit-id", "--name-only", "-r", commit).split()
 
@@ -136,7 +116,7 @@ def test_detached_head_fails_preflight_git(project: Project) -> None:
 
 def test_origin_ahead_fails_preflight(project: Project) -> None:
     before = project.head()
-    theirs = push_from_clone(project, "NOTES.md", "theirs\n", "Their notes")
+    theirs = project.push_from_clone("NOTES.md", "theirs\n", "Their notes")
     readme_patch(project, "3", "changed\n")
     out = project.run("3", "Docs", *NO_GATES)
     assert_fails(out, "PREFLIGHT:ORIGIN_AHEAD")
@@ -147,7 +127,7 @@ def test_origin_ahead_fails_preflight(project: Project) -> None:
 
 def test_skip_up_to_date_lands_locally_and_reports_the_failed_push(project: Project) -> None:
     before = project.head()
-    theirs = push_from_clone(project, "NOTES.md", "theirs\n", "Their notes")
+    theirs = project.push_from_clone("NOTES.md", "theirs\n", "Their notes")
     readme_patch(project, "3", "changed\n")
     out = project.run("3", "Docs", "-u", *NO_GATES)
     assert_success(out)
@@ -163,7 +143,7 @@ def test_skip_up_to_date_lands_locally_and_reports_the_failed_push(project: Proj
 
 def test_skip_up_to_date_with_require_push_success_fails_push(project: Project) -> None:
     before = project.head()
-    theirs = push_from_clone(project, "NOTES.md", "theirs\n", "Their notes")
+    theirs = project.push_from_clone("NOTES.md", "theirs\n", "Their notes")
     readme_patch(project, "3", "changed\n")
     out = project.run("3", "Docs", "-u", "--require-push-success", *NO_GATES)
     assert_fails(out, "PUSH:FAILED")
@@ -253,7 +233,7 @@ def prepare_workspace(project: Project, *args: str) -> str:
 
 def move_main(project: Project, rel: str, text: str) -> str:
     """Someone else moves main on origin; live pulls it."""
-    theirs = push_from_clone(project, rel, text, f"Their change to {rel}")
+    theirs = project.push_from_clone(rel, text, f"Their change to {rel}")
     project.git("pull", "-q", "--ff-only", "origin", "main")
     assert project.head() == theirs
     return theirs

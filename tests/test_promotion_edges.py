@@ -40,21 +40,8 @@ def summary_json(project: Project, out: Outcome) -> dict[str, object]:
     return data
 
 
-def push_from_clone(project: Project, rel: str, text: str) -> str:
-    """Someone else pushes a commit changing rel to origin/main; its id."""
-    other = project.base / "other"
-    if not other.exists():
-        project.git("clone", "-q", str(project.origin), str(other), cwd=project.base)
-    project.git("pull", "-q", "--ff-only", cwd=other)
-    (other / rel).write_text(text)
-    project.git("add", "-A", cwd=other)
-    project.git("commit", "-q", "-m", f"Their change to {rel}", cwd=other)
-    project.git("push", "-q", "origin", "main", cwd=other)
-    return project.git("rev-parse", "HEAD", cwd=other)
-
-
 def move_main(project: Project, rel: str, text: str) -> str:
-    theirs = push_from_clone(project, rel, text)
+    theirs = project.push_from_clone(rel, text)
     project.git("pull", "-q", "--ff-only", "origin", "main")
     assert project.head() == theirs
     return theirs
@@ -356,70 +343,6 @@ def test_recovery_keeps_an_edit_made_after_a_killed_landing(
     assert project.head() == before
     assert project.git("diff", "--cached") == "", "the index must be back at main"
     assert project.git("diff", "--name-only") == CALC
-
-
-# --- 6. the post-success audit -------------------------------------------------------------
-
-REPORTING_AUDIT = 'print("AUDIT-RAN and found nothing new")\n'
-WRITING_AUDIT = """\
-from pathlib import Path
-
-Path("audit/results/report.txt").write_text("audit report\\n")
-print("AUDIT-RAN and wrote its report")
-"""
-
-
-def add_audit(project: Project, script: str) -> str:
-    project.write("audit/audit_report.py", script)
-    project.write("audit/results/.gitkeep", "")
-    return project.commit_all("Add audit")
-
-
-def test_a_passing_audit_shows_its_output_on_screen(project: Project) -> None:
-    add_audit(project, REPORTING_AUDIT)
-    project.patch("issue_53.py", [README], APPEND)
-
-    out = project.run("53", "Append", *NO_GATES)
-
-    assert_success(out)
-    assert out.line("PUSH:") == "PUSH: OK"
-    assert "AUDIT-RAN and found nothing new" in out.stdout
-
-
-def test_the_jailed_audit_may_write_audit_results(project: Project) -> None:
-    add_audit(project, WRITING_AUDIT)
-    project.patch("issue_55.py", [README], APPEND)
-
-    out = project.run("55", "Append", *NO_GATES)
-
-    assert_success(out)
-    assert (project.live / "audit/results/report.txt").read_text() == "audit report\n"
-
-
-def test_audit_is_skipped_when_the_push_failed(project: Project) -> None:
-    add_audit(project, REPORTING_AUDIT)
-    push_from_clone(project, "NOTES.md", "theirs\n")
-    project.patch("issue_54.py", [README], APPEND)
-
-    out = project.run("54", "Append", "-u", *NO_GATES)
-
-    assert_success(out)
-    assert out.line("PUSH:") == "PUSH: FAIL"
-    assert "[audit] skipped: the push failed" in out.stdout
-    assert "[audit] skipped: the push failed" in project.log_of(out)
-    assert "AUDIT-RAN" not in project.log_of(out)
-
-
-def test_audit_runs_without_a_remote(project: Project) -> None:
-    add_audit(project, REPORTING_AUDIT)
-    project.git("remote", "remove", "origin")
-    (project.live / "src/democalc/extra.py").write_text('"""Extra."""\n')
-
-    out = project.run("-f", "Extra", *NO_GATES)
-
-    assert_success(out)
-    assert out.line("PUSH:") == "PUSH: SKIPPED"
-    assert "AUDIT-RAN" in project.log_of(out)
 
 
 def second_run_fails_gate(flag: Path) -> tuple[str, ...]:
