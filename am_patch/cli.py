@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import re
 import signal
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from am_patch import __version__, config, pipeline
+from am_patch import __version__, config, pipeline, policy
 from am_patch.errors import Category, RunnerError, Stage, UsageError
 from am_patch.flags import FLAGS
 from am_patch.layout import Layout, UnsafePath
@@ -124,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help=flag.help,
         )
+    safety = groups.get("Safety") or parser.add_argument_group("Safety")
+    safety.add_argument(
+        policy.FLAG,
+        action="store_true",
+        help="let this run land a change to the policy (sandbox, interpreter, gates, path "
+        "rules, hook config); never a config key",
+    )
     cfg = parser.add_argument_group("Config")
     cfg.add_argument("--config", metavar="PATH", type=Path, help="config file to use")
     cfg.add_argument(
@@ -229,6 +237,19 @@ def parse_request(args: argparse.Namespace) -> pipeline.Request:
     )
 
 
+def _with_options(
+    request: pipeline.Request, args: argparse.Namespace, root: Path
+) -> pipeline.Request:
+    """The request with what the command line says beyond the mode: --allow-policy-change, and
+    --config when it names a file of the work tree (a change to it is a policy change)."""
+    config_rel = None
+    if args.config is not None and args.config.absolute().is_relative_to(root):
+        config_rel = args.config.absolute().relative_to(root).as_posix()
+    return dataclasses.replace(
+        request, allow_policy_change=args.allow_policy_change, config_rel=config_rel
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -250,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"# am-patch {__version__} config for {live.root}")
             print("\n".join(config.describe(cfg)))
             return EXIT_OK
-        return _run(live, args, request)
+        return _run(live, args, _with_options(request, args, live.root))
     except RunnerError as exc:
         print_summary(
             Summary(

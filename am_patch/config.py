@@ -8,7 +8,7 @@ import shlex
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -63,15 +63,23 @@ DEFAULT_GATES: tuple[GateSpec, ...] = (
 DEFAULT_GATES_ORDER = tuple(g.name for g in DEFAULT_GATES)
 
 
+# Keys that only shape how a run goes (retries, clean-up, what is kept): a change to them needs
+# no human flag. Every other key is policy: it decides what runs, where, with which bounds, and
+# what is accepted, so a patch or commit that changes it is refused without one (policy.py).
+WORKFLOW = types.MappingProxyType({"workflow": True})
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """Every behaviour of a run. Field names are the config keys."""
 
     ascii_only_patch: bool = True
     patch_timeout_s: int = 300
-    rollback_workspace_on_fail: Literal["always", "never"] = "always"
+    rollback_workspace_on_fail: Literal["always", "never"] = field(
+        default="always", metadata=WORKFLOW
+    )
     live_changed_resolution: Literal["fail", "overwrite_live", "overwrite_workspace"] = "fail"
-    post_success_audit: bool = True
+    post_success_audit: bool = field(default=True, metadata=WORKFLOW)
     audit_command: str = "python3 -u audit/audit_report.py"
     gates_order: tuple[str, ...] = DEFAULT_GATES_ORDER
     gate_timeout_s: int = 900
@@ -83,22 +91,22 @@ class Config:
     run_all_gates: bool = False
     allow_gates_fail: bool = False
     skip_up_to_date: bool = False
-    update_workspace: bool = False
-    delete_workspace_on_success: bool = True
-    soft_reset_workspace: bool = False
-    require_push_success: bool = False
-    disable_promotion: bool = False
+    update_workspace: bool = field(default=False, metadata=WORKFLOW)
+    delete_workspace_on_success: bool = field(default=True, metadata=WORKFLOW)
+    soft_reset_workspace: bool = field(default=False, metadata=WORKFLOW)
+    require_push_success: bool = field(default=False, metadata=WORKFLOW)
+    disable_promotion: bool = field(default=False, metadata=WORKFLOW)
     allow_non_main: bool = False
-    test_mode: bool = False
+    test_mode: bool = field(default=False, metadata=WORKFLOW)
     sandbox: Literal["bwrap", "off"] = "bwrap"
     sandbox_gates: bool = True
     sandbox_audit: bool = True
     bwrap: str = "bwrap"
     remote: str = "origin"
     main_branch: str = "main"
-    max_rebase_attempts: int = 3
-    failure_zips_keep: int = 5
-    gate_cache: bool = True
+    max_rebase_attempts: int = field(default=3, metadata=WORKFLOW)
+    failure_zips_keep: int = field(default=5, metadata=WORKFLOW)
+    gate_cache: bool = field(default=True, metadata=WORKFLOW)
     forbidden_paths: tuple[str, ...] = ()
     max_file_bytes: int = 50 * 1024 * 1024
     hook_gates_on_push: bool = True
@@ -133,6 +141,13 @@ def _unknown_key(key: str) -> str:
     close = difflib.get_close_matches(key, _SCALAR_KEYS, n=1)
     guess = f"; did you mean '{close[0]}'?" if close else ""
     return f"unknown key{guess} (am-patch -H lists every key)"
+
+
+def policy_keys() -> tuple[str, ...]:
+    """The scalar keys a change of which is a policy change (every gates.* key is one too)."""
+    return tuple(
+        f.name for f in dataclasses.fields(Config) if f.name in _SCALAR_KEYS and not f.metadata
+    )
 
 
 def key_names() -> tuple[str, ...]:
@@ -258,34 +273,79 @@ class _Builder:
         )
 
 
-def find_config_file(root: Path, explicit: Path | None) -> tuple[Path, dict[str, Any]] | None:
-    """The first config found, with the table that holds am-patch's keys."""
-    if explicit is not None:
-        if not explicit.is_file():
-            raise _config_error("--config", f"no such file: {explicit}")
-        return explicit, _read_toml(explicit)
-    for rel in CONFIG_CANDIDATES:
+Reader = Callable[[str], bytes | None]  # a repo-relative path's bytes; None when it is absent
+
+
+def dir_reader(root: Path) -> Reader:
+    """Files of the working tree under root."""
+
+    def read(rel: str) -> bytes | None:
         path = root / rel
-        if path.is_file():
-            return path, _read_toml(path)
-    pyproject = root / "pyproject.toml"
-    if pyproject.is_file():
-        tool = _read_toml(pyproject).get("tool", {})
-        table = tool.get("am_patch") if isinstance(tool, dict) else None
-        if isinstance(table, dict):
-            return pyproject, table
-        if table is not None:
-            raise _config_error("tool.am_patch", f"{pyproject}: expected a table")
+        return path.read_bytes() if path.is_file() else None
+
+    return read
+
+
+def in_tree_config(
+    read: Reader, explicit: str | None = None, where: Path | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """The first config found through read, with the table that holds am-patch's keys:
+    `explicit` (a repo-relative path), am_patch.toml, scripts/am_patch/am_patch.toml, or the
+    [tool.am_patch] table of pyproject.toml. Errors name the file under `where` when given."""
+
+    def name(rel: str) -> str:
+        return str(where / rel) if where is not None else rel
+
+    for rel in (explicit,) if explicit else CONFIG_CANDIDATES:
+        data = read(rel)
+        if data is not None:
+            return rel, _parse_toml(name(rel), data)
+        if explicit:
+            raise _config_error("--config", f"no such file: {name(explicit)}")
+    data = read("pyproject.toml")
+    if data is None:
+        return None
+    tool = _parse_toml(name("pyproject.toml"), data).get("tool", {})
+    table = tool.get("am_patch") if isinstance(tool, dict) else None
+    if isinstance(table, dict):
+        return "pyproject.toml", table
+    if table is not None:
+        raise _config_error("tool.am_patch", f"{name('pyproject.toml')}: expected a table")
     return None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def find_config_file(root: Path, explicit: Path | None) -> tuple[Path, dict[str, Any]] | None:
+    """The first config found for the live repo at root (an --config path outside it too)."""
+    if explicit is not None and not explicit.absolute().is_relative_to(root):
+        if not explicit.is_file():
+            raise _config_error("--config", f"no such file: {explicit}")
+        return explicit, _parse_toml(str(explicit), explicit.read_bytes())
+    rel = explicit.absolute().relative_to(root).as_posix() if explicit is not None else None
+    found = in_tree_config(dir_reader(root), rel, root)
+    return (root / found[0], found[1]) if found else None
+
+
+def _parse_toml(name: str, data: bytes) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RunnerError(
-            Stage.PREFLIGHT, Category.CONFIG, f"{path}: not valid TOML: {exc}"
+            Stage.PREFLIGHT, Category.CONFIG, f"{name}: not valid TOML: {exc}"
         ) from exc
+
+
+def _apply_table(builder: _Builder, table: Mapping[str, Any], source: str) -> None:
+    for key, value in table.items():
+        if key == "gates":
+            if not isinstance(value, dict):
+                raise _config_error("gates", "expected a table of gates")
+            for name, attrs in value.items():
+                if not isinstance(attrs, dict):
+                    raise _config_error(f"gates.{name}", "expected a table")
+                for attr, attr_value in attrs.items():
+                    builder.set(f"gates.{name}.{attr}", attr_value, source)
+        else:
+            builder.set(key, value, source)
 
 
 def load(
@@ -299,18 +359,7 @@ def load(
     builder = _Builder(values={}, sources={}, gates={})
     found = find_config_file(root, explicit)
     if found is not None:
-        path, table = found
-        for key, value in table.items():
-            if key == "gates":
-                if not isinstance(value, dict):
-                    raise _config_error("gates", "expected a table of gates")
-                for name, attrs in value.items():
-                    if not isinstance(attrs, dict):
-                        raise _config_error(f"gates.{name}", "expected a table")
-                    for attr, attr_value in attrs.items():
-                        builder.set(f"gates.{name}.{attr}", attr_value, str(path))
-            else:
-                builder.set(key, value, str(path))
+        _apply_table(builder, found[1], str(found[0]))
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():
@@ -318,6 +367,15 @@ def load(
         builder.set_text(key.strip(), text, OVERRIDE)
     for key, value in (cli or {}).items():
         builder.set(key, value, CLI)
+    return builder.build()
+
+
+def load_in_tree(read: Reader, explicit: str | None = None) -> Config:
+    """The config a tree carries (defaults < its config file): what a change to it changes."""
+    builder = _Builder(values={}, sources={}, gates={})
+    found = in_tree_config(read, explicit)
+    if found is not None:
+        _apply_table(builder, found[1], found[0])
     return builder.build()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from am_patch import audit, crash, promote, publish, scope
+from am_patch import audit, crash, policy, promote, publish, scope
 from am_patch import workspace as wsp
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.repo import CommitOid, Snapshot
@@ -46,6 +46,7 @@ def workspace(run: Run, branch: str) -> None:
             f"workspace of issue {run.issue} has nothing to promote",
         )
     scope.check(report, run.config)
+    run.check_policy(run.live.tree_of(ws.meta.base), snap.tree, report.touched)
     say(
         f"[workspace] finalizing {ws.repo_dir.relative_to(run.live.root)} "
         f"(base {ws.meta.base[:12]}): {len(report.changes)} change(s)"
@@ -76,6 +77,7 @@ def live_tree(run: Run, branch: str) -> None:
     )
     if unsafe:
         raise RunnerError(Stage.SCOPE, Category.UNSAFE, "unsafe change: " + unsafe[0])
+    run.check_policy(run.live.tree_of(head), snap.tree, paths)
     if not changes:
         if run.config.allow_no_op:
             say("[finalize] the live tree is clean, allowed by -n: nothing to commit")
@@ -148,4 +150,5 @@ def _land_in_place(
         ) from exc
     journal.unlink()
     say(f"[promotion] {branch} now at {commit[:12]}")
-    publish.push_landed(run.live, run.config, commit, branch, run.summary)
+    options = (policy.PUSH_OPTION,) if run.policy_changed else ()
+    publish.push_landed(run.live, run.config, commit, branch, run.summary, options)

@@ -16,6 +16,7 @@ from am_patch import (
     finalize,
     gates,
     patchfile,
+    policy,
     preflight,
     promote,
     publish,
@@ -47,6 +48,8 @@ class Request:
     message: str
     patch_arg: str | None = None
     rerun_latest: bool = False
+    allow_policy_change: bool = False  # a human said so on the command line; never a config key
+    config_rel: str | None = None  # --config, when it is a file of the work tree
 
 
 @dataclass(slots=True)
@@ -62,6 +65,7 @@ class Run:
     ws: wsp.Workspace | None = None
     last_snapshot: Snapshot | None = None
     failed_member: patchfile.Diff | None = None
+    policy_changed: bool = False  # what lands changes the policy (allowed on the command line)
     cache: VerdictCache = field(init=False)
     layout: Layout = field(init=False)
 
@@ -263,9 +267,26 @@ class Run:
         )
         self.summary.files = [(c.status, c.path) for c in report.changes]
         scope.check(report, self.config)
+        self.check_policy(self.live.tree_of(ws.meta.base), after.tree, report.touched)
         if report.changes:
             say(f"[scope] {len(report.changes)} file(s) changed, all in scope")
         return report
+
+    def check_policy(self, old_tree: str, new_tree: str, changed: tuple[str, ...]) -> None:
+        """SCOPE:POLICY when going from old_tree to new_tree changes the policy, unless the
+        command line says --allow-policy-change; then the change is shown and remembered, so
+        the push tells a guarded server so too."""
+        found = policy.changes(
+            self.live, old_tree, new_tree, changed, explicit=self.request.config_rel
+        )
+        if not found:
+            return
+        if not self.request.allow_policy_change:
+            raise policy.refuse(found, how=f"rerun with {policy.FLAG} if you mean it")
+        if not self.policy_changed:
+            for line in found:
+                say(f"[scope] policy change allowed by {policy.FLAG}: {line}")
+        self.policy_changed = True
 
     def _rollback(self, ws: wsp.Workspace, wsrepo: Repo, checkpoint: Snapshot) -> None:
         if self.config.rollback_workspace_on_fail == "never":

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from am_patch import audit, crash, gates, publish, scope
+from am_patch import audit, crash, gates, policy, publish, scope
 from am_patch import workspace as wsp
 from am_patch.config import Config
 from am_patch.errors import Category, RunnerError, Stage
@@ -298,9 +298,11 @@ def promote_workspace(
     base_tree = run.live.tree_of(ws.meta.base)
     tree = run.live.tree_with(base_tree, final.tree, paths)
     # a rebase combines the patch with main's new commits: judge the links of what lands
-    unsafe = scope.unsafe_entries(run.live, tree, run.live.diff_trees(base_tree, tree), config=cfg)
+    landed = run.live.diff_trees(base_tree, tree)
+    unsafe = scope.unsafe_entries(run.live, tree, landed, config=cfg)
     if unsafe:
         raise RunnerError(Stage.SCOPE, Category.UNSAFE, "unsafe change: " + "; ".join(unsafe[:3]))
+    run.check_policy(base_tree, tree, tuple(c.path for c in landed))
     # what --overwrite-workspace dropped is not promoted: list exactly what the commit changes
     run.summary.files = [(c.status, c.path) for c in run.live.diff_trees(base_tree, tree)]
     commit = run.live.commit(tree, [ws.meta.base], f"Issue {run.issue}: {message}")
@@ -328,7 +330,8 @@ def _land_gate_push(run: Run, landing: Landing) -> None:
         run.summary.commit = None
         say(f"[live gates] failed: {landing.branch} is back at {landing.old[:12]}, nothing pushed")
         raise
-    publish.push_landed(run.live, run.config, landing.new, landing.branch, run.summary)
+    options = (policy.PUSH_OPTION,) if run.policy_changed else ()
+    publish.push_landed(run.live, run.config, landing.new, landing.branch, run.summary, options)
     crash.point("pushed")
 
 

@@ -46,14 +46,17 @@ def check_not_behind(live: Repo, remote: str, branch: str) -> None:
     )
 
 
-def push(live: Repo, remote: str, commit: str, branch: str) -> tuple[bool, str]:
-    """Push exactly commit to <remote>/<branch>; (ok, git's last lines)."""
-    result = proc.run(
-        ["git", "push", remote, f"{commit}:refs/heads/{branch}"],
-        cwd=live.root,
-        env=proc.clean_git_env(),
-        timeout_s=600,
-    )
+def push(
+    live: Repo, remote: str, commit: str, branch: str, options: tuple[str, ...] = ()
+) -> tuple[bool, str]:
+    """Push exactly commit to <remote>/<branch>; (ok, git's last lines). Push options (`-o`)
+    tell a guarded server what the human allowed; a server that takes none gets the push
+    without them (its pre-receive then decides)."""
+    argv = ["git", "push", *(f"--push-option={o}" for o in options)]
+    argv += [remote, f"{commit}:refs/heads/{branch}"]
+    result = proc.run(argv, cwd=live.root, env=proc.clean_git_env(), timeout_s=600)
+    if options and "does not support push options" in result.output:
+        return push(live, remote, commit, branch)
     return result.ok, result.tail(3)
 
 
@@ -69,14 +72,21 @@ def sync(live: Repo, config: Config, branch: str) -> None:
     check_not_behind(live, config.remote, branch)
 
 
-def push_landed(live: Repo, config: Config, commit: str, branch: str, summary: Summary) -> None:
+def push_landed(
+    live: Repo,
+    config: Config,
+    commit: str,
+    branch: str,
+    summary: Summary,
+    options: tuple[str, ...] = (),
+) -> None:
     """Push the landed commit and put the outcome in the summary: a failed push keeps the commit
     and says how to reconcile; it fails the run only with --require-push-success."""
     if not live.has_remote(config.remote):
         summary.push = "SKIPPED"
         say(f"[push] skipped: no remote {config.remote!r}")
         return
-    ok, said = push(live, config.remote, commit, branch)
+    ok, said = push(live, config.remote, commit, branch, options)
     summary.push = "OK" if ok else "FAIL"
     say(f"[push] {summary.push}")
     if ok:

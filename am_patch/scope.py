@@ -8,6 +8,7 @@ import posixpath
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from am_patch import policy
 from am_patch.config import Config
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.repo import GITLINK, LINK, Change, Repo, Snapshot, is_git_component
@@ -161,18 +162,25 @@ def evaluate(
     )
 
 
-def unsafe_commits(repo: Repo, commits: Iterable[str], config: Config) -> list[str]:
-    """The path policy on each commit's own change (against its first parent), as
-    '<short id>: <problem>' lines; what the pre-push and pre-receive hooks refuse."""
+def unsafe_commits(
+    repo: Repo, commits: Iterable[str], config: Config, *, allow_policy: str | None = None
+) -> list[str]:
+    """The path policy on each commit's own change (against its first parent), and any change
+    to the policy unless allowed (`allow_policy` is None when a human allowed it, else how to),
+    as '<short id>: <problem>' lines; what the pre-push and pre-receive hooks refuse."""
     problems = []
     for commit in commits:
         parent = repo.first_parent(commit)
         base = repo.tree_of(parent) if parent else repo.empty_tree()
         tree = repo.tree_of(commit)
         changes = repo.diff_trees(base, tree)
-        problems += [
-            f"{commit[:10]}: {p}" for p in unsafe_entries(repo, tree, changes, config=config)
-        ]
+        found = unsafe_entries(repo, tree, changes, config=config)
+        if allow_policy is not None and parent:  # a root commit sets the policy, changes none
+            paths = [c.path for c in changes]
+            found += [f"policy: {p}" for p in policy.changes(repo, base, tree, paths)]
+        problems += [f"{commit[:10]}: {p}" for p in found]
+    if allow_policy and any(": policy: " in p for p in problems):
+        problems.append(f"only a human may change the policy: {allow_policy}")
     return problems
 
 

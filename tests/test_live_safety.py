@@ -542,7 +542,9 @@ def test_missing_audit_script_is_skipped_with_a_log_line(project: Project) -> No
     out = project.run("3", "Docs", *NO_GATES)
     assert_success(out)
     assert "[audit]" not in out.stdout
-    assert "audit skipped: audit/audit_report.py is not in the landed commit" in project.newest_log()
+    assert (
+        "audit skipped: audit/audit_report.py is not in the landed commit" in project.newest_log()
+    )
 
 
 def test_audit_switched_off_does_not_run(project: Project) -> None:

@@ -117,6 +117,8 @@ def install(repo: Repo, *, server: bool) -> list[Installed]:
         foreign = directory / (name + FOREIGN_SUFFIX)
         _write_shim(hook, shim(name, _runs(directory, foreign, names)))
         done.append(Installed(hook, foreign if _exists(foreign) else None))
+    if server:  # so that a pusher can allow a policy change: git push -o ...
+        repo.set_config("receive.advertisePushOptions", "true")
     return done
 
 

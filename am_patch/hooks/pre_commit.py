@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from am_patch import scope
+from am_patch import policy, scope
 from am_patch.config import Config
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.layout import Layout
@@ -76,6 +77,13 @@ def check_scope(repo: Repo, config: Config, issue: str | None) -> list[str]:
     tree = repo.index_tree()
     changes = repo.diff_trees(repo.head_tree(), tree)
     problems = scope.unsafe_entries(repo, tree, changes, config=config)
+    if os.environ.get(policy.ALLOW_ENV) != "1":
+        found = policy.changes(repo, repo.head_tree(), tree, [c.path for c in changes])
+        if found:
+            problems += [f"policy: {line}" for line in found]
+            problems.append(
+                f"only a human may change the policy: {policy.ALLOW_ENV}=1 git commit ..."
+            )
     return problems + out_of_scope(
         (c.path for c in changes), declared_files(repo.root, issue), config
     )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from am_patch import scope
+from am_patch import policy, scope
 from am_patch.config import Config
 from am_patch.hooks.pre_commit import check_gates
 from am_patch.repo import ZERO_OID, Repo
@@ -60,7 +61,9 @@ def check_ref(
     new = repo.new_commits(
         ref.local_oid, known_refs=f"refs/remotes/{remote}/", known=(ref.remote_oid,)
     )
-    problems += [f"{ref.remote_ref} {p}" for p in scope.unsafe_commits(repo, new, config)]
+    how = None if os.environ.get(policy.ALLOW_ENV) == "1" else f"{policy.ALLOW_ENV}=1 git push ..."
+    found = scope.unsafe_commits(repo, new, config, allow_policy=how)
+    problems += [f"{ref.remote_ref} {p}" for p in found]
     # a tree the path policy refused is not checked out to be gated (its symlinks leave the repo)
     if run_gates and not problems and ref.remote_ref.startswith("refs/heads/"):
         remote_known = ref.remote_oid != ZERO_OID and repo.contains(ref.remote_oid)

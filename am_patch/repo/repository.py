@@ -167,6 +167,10 @@ class Repo(Workdir):
                 break
         return found
 
+    def set_config(self, key: str, value: str) -> None:
+        """Set key in this repository's own config file."""
+        self.raw.config[key] = value
+
     def config_value(self, key: str) -> str | None:
         try:
             return str(self.raw.config[key])
