@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from am_patch import proc
+from am_patch import limits, proc
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.patchfile import Diff
 from am_patch.runlog import say, show_tail
@@ -24,6 +24,14 @@ def run_script(jail: Jail, script: Path, *, timeout_s: int) -> None:
     """The script runs with the workspace as its working directory, confined by the jail."""
     say(f"[patch] running {script.name} in the workspace")
     result = jail.run([sys.executable, str(script)], timeout_s=timeout_s or None)
+    if result.bound:
+        show_tail(result.tail(5))
+        raise RunnerError(
+            Stage.PATCH,
+            Category.LIMIT,
+            f"{script.name} was stopped by {limits.describe(result.bound, jail.bounds)}; "
+            "raise it with --override if the patch really needs more",
+        )
     if result.timed_out:
         raise RunnerError(
             Stage.PATCH, Category.TIMEOUT, f"{script.name} ran longer than {timeout_s}s"

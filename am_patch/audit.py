@@ -10,7 +10,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from am_patch import gates, sandbox
+from am_patch import gates, limits, sandbox
 from am_patch.config import Config
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.layout import Layout, UnsafePath
@@ -56,6 +56,7 @@ def run(live: Repo, cfg: Config, push: str, commit: CommitOid) -> None:
             live_root=live.root,
             git_common_dir=live.common_dir,
             python=gates.python_for(cfg, live.root),
+            bounds=cfg.bounds,
         )
         result = dataclasses.replace(jail, chdir=export).run(
             argv, timeout_s=cfg.gate_timeout_s or None
@@ -65,6 +66,13 @@ def run(live: Repo, cfg: Config, push: str, commit: CommitOid) -> None:
         show_tail(result.tail(10))
     for path in kept:
         say(f"[audit] kept your edit of {path}: the audit's version is not written")
+    if result.bound:
+        raise RunnerError(
+            Stage.AUDIT,
+            Category.LIMIT,
+            f"the audit was stopped by {limits.describe(result.bound, cfg.bounds)} after a "
+            "successful push; the commit stays",
+        )
     if not result.ok:
         raise RunnerError(
             Stage.AUDIT,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from am_patch.errors import Category, RunnerError, Stage
+from am_patch.limits import Bounds
 
 DEFAULT = "default"
 CLI = "cli"
@@ -110,6 +111,10 @@ class Config:
     forbidden_paths: tuple[str, ...] = ()
     max_file_bytes: int = 50 * 1024 * 1024
     hook_gates_on_push: bool = True
+    limit_processes: int = 512
+    limit_memory_mb: int = 4096
+    limit_disk_mb: int = 2048
+    limit_output_mb: int = 16
     gates: tuple[GateSpec, ...] = DEFAULT_GATES
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -118,6 +123,16 @@ class Config:
             if spec.name == name:
                 return spec
         raise KeyError(name)
+
+    @property
+    def bounds(self) -> Bounds:
+        """What a jailed command may take (each limit_* key; 0 is unbounded)."""
+        return Bounds.of(
+            processes=self.limit_processes,
+            memory_mb=self.limit_memory_mb,
+            disk_mb=self.limit_disk_mb,
+            output_mb=self.limit_output_mb,
+        )
 
     def audit_argv(self) -> list[str]:
         return shlex.split(self.audit_command)

@@ -35,6 +35,7 @@ class Category(StrEnum):
     UNTOUCHED = "UNTOUCHED"
     NOOP = "NOOP"
     UNSAFE = "UNSAFE"
+    LIMIT = "LIMIT"  # a patch script or the audit hit a resource bound; see README
     POLICY = "POLICY"  # a change to the policy without --allow-policy-change; see README
     LIVE_CHANGED = "LIVE_CHANGED"
     LIVE_DIRTY = "LIVE_DIRTY"

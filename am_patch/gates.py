@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from am_patch import sandbox
+from am_patch import limits, sandbox
 from am_patch.config import Config, GateSpec
 from am_patch.errors import Category, RunnerError, Stage
 from am_patch.proc import ProcResult
@@ -192,10 +192,14 @@ def run_one(planned: Planned, jail: Jail, config: Config) -> Verdict:
     log.info("gate %s:", name)
     timeout = planned.spec.timeout_s or config.gate_timeout_s
     result = jail.run(planned.argv, timeout_s=timeout or None)
-    ok = result.ok or (name == "pytest" and result.returncode == PYTEST_NO_TESTS)
+    no_tests = name == "pytest" and result.returncode == PYTEST_NO_TESTS and not result.bound
+    ok = result.ok or no_tests
     if result.timed_out:
         log.info("gate %s timed out after %ss", name, timeout)
-    hint = "" if ok else missing_module(planned.argv, result)
+    if result.bound:
+        hint = f"stopped by {limits.describe(result.bound, jail.bounds)}"
+    else:
+        hint = "" if ok else missing_module(planned.argv, result)
     return Verdict(name=name, ok=ok, result=result, hint=hint)
 
 
@@ -250,6 +254,7 @@ def make_jails(
         git_common_dir=git_common_dir,
         python=python_for(config, live_root),
         extra_env={"PYTHONPATH": str(src if src.is_dir() else workdir)},
+        bounds=config.bounds,
     )
     return GateJails(base=base, cache_dir=cache_dir)
 

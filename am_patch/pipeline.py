@@ -256,6 +256,7 @@ class Run:
             live_root=self.live.root,
             git_common_dir=self.live.common_dir,
             python=Path(sys.executable),
+            bounds=self.config.bounds,
         )
 
     def _scope(self, ws: wsp.Workspace, wsrepo: Repo) -> scope.ScopeReport:

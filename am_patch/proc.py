@@ -8,10 +8,12 @@ import os
 import shlex
 import signal
 import subprocess
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 log = logging.getLogger("am_patch")
 
@@ -23,10 +25,11 @@ class ProcResult:
     output: str
     duration_s: float
     timed_out: bool = False
+    bound: str = ""  # the bound that stopped it: "output", or what the caller's watch named
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
+        return self.returncode == 0 and not self.timed_out and not self.bound
 
     def tail(self, lines: int = 20) -> str:
         return "\n".join(self.output.rstrip().splitlines()[-lines:])
@@ -42,6 +45,32 @@ def clean_git_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return {k: v for k, v in base.items() if not k.startswith("GIT_")}
 
 
+Watch = Callable[[], "str | None"]  # polled while a command runs: a bound's name stops it
+
+
+class _Output(threading.Thread):
+    """Reads a command's merged output as it comes: keeps at most `limit` bytes (0: all), and
+    hands each chunk to `on_output` (progress lines)."""
+
+    def __init__(self, stream: IO[bytes], limit: int, on_output: Callable[[bytes], None] | None):
+        super().__init__(daemon=True)
+        self.stream = stream
+        self.limit = limit
+        self.on_output = on_output
+        self.data = bytearray()
+        self.overflow = False
+
+    def run(self) -> None:
+        while chunk := os.read(self.stream.fileno(), 65536):
+            if self.limit and len(self.data) + len(chunk) > self.limit:
+                self.data += chunk[: max(0, self.limit - len(self.data))]
+                self.overflow = True
+            elif not self.overflow:
+                self.data += chunk
+            if self.on_output is not None:
+                self.on_output(chunk)
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -50,15 +79,24 @@ def run(
     timeout_s: float | None = None,
     stdin: str | None = None,
     quiet: bool = False,
+    output_limit: int = 0,
+    watch: Watch | None = None,
+    on_output: Callable[[bytes], None] | None = None,
+    prefix: Sequence[str] = (),
 ) -> ProcResult:
     """Run argv with stdout and stderr merged; never raises for a non-zero exit, a timeout or a
-    missing program (exit 127, or 126 when it is not executable, as a shell reports them)."""
+    missing program (exit 127, or 126 when it is not executable, as a shell reports them).
+
+    Past `output_limit` bytes of output, or when `watch` names a bound, the whole process group
+    is killed and the result says which bound stopped it. `prefix` (an exec wrapper that puts
+    bounds on argv) runs first and is left out of the log line.
+    """
     argv = tuple(argv)
     start = time.monotonic()
     log.info("$ %s", shell_line(argv, cwd))
     try:
         proc = subprocess.Popen(
-            argv,
+            (*prefix, *argv),
             cwd=cwd,
             env=None if env is None else dict(env),
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -70,13 +108,36 @@ def run(
         if exc.filename is not None and os.fspath(exc.filename) == os.fspath(cwd):
             raise  # the working directory is ours to get right: a bug, not a missing tool
         return _not_started(argv, exc, time.monotonic() - start)
-    timed_out = False
+    assert proc.stdout is not None
+    reader = _Output(proc.stdout, output_limit, on_output)
+    reader.start()
+    timed_out, bound = False, ""
     try:
-        out, _ = proc.communicate(stdin.encode() if stdin is not None else None, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        _kill_group(proc)
-        out, _ = proc.communicate()
+        if stdin is not None and proc.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(stdin.encode())
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+        deadline = None if timeout_s is None else start + timeout_s
+        while proc.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                timed_out = True
+            elif reader.overflow:
+                bound = "output"
+            elif watch is not None:
+                bound = watch() or ""
+            if timed_out or bound:
+                _kill_group(proc)
+                break
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.2)
+        proc.wait()
+        reader.join(timeout=5)
+        if reader.is_alive():  # a background child still holds the pipe: it goes too
+            _kill_group(proc)
+            reader.join()
+        if reader.overflow and not bound:  # it flooded, then exited before a look
+            bound = "output"
     except BaseException:
         _kill_group(proc)
         proc.wait()
@@ -84,12 +145,13 @@ def run(
     result = ProcResult(
         argv=argv,
         returncode=proc.returncode,
-        output=out.decode("utf-8", errors="replace"),
+        output=bytes(reader.data).decode("utf-8", errors="replace"),
         duration_s=time.monotonic() - start,
         timed_out=timed_out,
+        bound=bound,
     )
     status = "timed out" if timed_out else f"exit {result.returncode}"
-    log.info("  -> %s in %.2fs", status, result.duration_s)
+    log.info("  -> %s in %.2fs%s", status, result.duration_s, f" ({bound} bound)" if bound else "")
     if result.output and not quiet:
         log.debug("%s", result.output.rstrip())
     return result
@@ -109,5 +171,5 @@ def _not_started(argv: tuple[str, ...], exc: OSError, duration_s: float) -> Proc
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)

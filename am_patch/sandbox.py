@@ -7,16 +7,18 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from am_patch import proc
+from am_patch import limits, proc
 from am_patch.errors import Category, RunnerError, Stage
+from am_patch.limits import Bounds
 
 log = logging.getLogger("am_patch")
 
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+HIDDEN_TMPFS_BYTES = 1024 * 1024
 # Only these system directories exist in the jail (read-only): binding all of / would leave host
 # unix sockets (/run, /var, ...) connectable, since a read-only mount does not stop connect().
 SYSTEM_DIRS = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
@@ -76,6 +78,7 @@ class Jail:
     exposed: tuple[Path, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     chdir: Path | None = None  # the command's working directory; default: writable
+    bounds: Bounds = field(default_factory=Bounds)
 
     @property
     def description(self) -> str:
@@ -94,9 +97,11 @@ class Jail:
         if self.bwrap is None:
             return list(command)
         args = [self.bwrap, *system_mounts(), *etc_mounts(), "--dev", "/dev", "--proc", "/proc"]
+        if self.bounds.disk_bytes:  # a tmpfs is memory: the disk bound sizes it
+            args += ["--size", str(self.bounds.disk_bytes)]
         args += ["--tmpfs", "/tmp"]
-        for hidden in self.hidden:
-            args += ["--tmpfs", str(hidden)]
+        for hidden in self.hidden:  # masks, not storage: too small to fill
+            args += ["--size", str(HIDDEN_TMPFS_BYTES), "--tmpfs", str(hidden)]
         for path in self.exposed:
             args += ["--ro-bind", str(path), str(path)]
         for path in (self.writable, *self.extra_writable):
@@ -111,12 +116,40 @@ class Jail:
         args += ["--chdir", str(self.chdir or self.writable), "--"]
         return args + list(command)
 
-    def run(self, command: Sequence[str], *, timeout_s: float | None) -> proc.ProcResult:
+    def run(
+        self,
+        command: Sequence[str],
+        *,
+        timeout_s: float | None,
+        on_output: Callable[[bytes], None] | None = None,
+    ) -> proc.ProcResult:
+        """Run command in the jail within its bounds; a hit bound is the result's `bound`."""
         # bwrap itself gets the minimal environment too: its pid 1 in the jail keeps the
         # environment it was started with, readable there as /proc/1/environ
         env = dict(self.env)
         cwd = self.chdir or self.writable
-        return proc.run(self.argv(command), cwd=cwd, env=env, timeout_s=timeout_s)
+        watch = None
+        if self.bounds.disk_bytes:
+            roots = (self.writable, *self.extra_writable)
+            watch = limits.DiskWatch(roots, self.bounds.disk_bytes)
+        with limits.bounded(self.bounds) as bounded:
+            result = proc.run(
+                self.argv(command),
+                cwd=cwd,
+                env=env,
+                timeout_s=timeout_s,
+                output_limit=self.bounds.output_bytes,
+                watch=watch,
+                on_output=on_output,
+                prefix=bounded.prefix,
+            )
+            if not result.bound and not result.timed_out:
+                hit = bounded.hit(result.returncode, result.output)
+                if hit:
+                    result = dataclasses.replace(result, bound=hit)
+        if result.bound:
+            log.info("  -> stopped by %s", limits.describe(result.bound, self.bounds))
+        return result
 
 
 def system_mounts() -> list[str]:
@@ -246,10 +279,14 @@ def make_jail(
     python: Path,
     extra_writable: tuple[Path, ...] = (),
     extra_env: Mapping[str, str] | None = None,
+    bounds: Bounds | None = None,
 ) -> Jail:
     env = base_env(python) | dict(extra_env or {})
+    bounds = bounds or Bounds()
     if not enabled:
-        return Jail(bwrap=None, writable=writable, extra_writable=extra_writable, env=env)
+        return Jail(
+            bwrap=None, writable=writable, extra_writable=extra_writable, env=env, bounds=bounds
+        )
     found = shutil.which(bwrap)
     if found is None:
         raise RunnerError(
@@ -265,6 +302,7 @@ def make_jail(
         hidden=hidden_dirs(live_root, git_common_dir),
         exposed=interpreter_dirs(python, live_root),
         env=env,
+        bounds=bounds,
     )
 
 
