@@ -91,7 +91,6 @@ class Cgroup:
     """The cgroups made for one command: where to enter them and how to tell a bound was hit."""
 
     dirs: list[Path] = field(default_factory=list)
-    version: dict[Path, int] = field(default_factory=dict)
 
     @property
     def procs(self) -> list[str]:
@@ -203,7 +202,6 @@ def _try_make(group: Cgroup, directory: Path, version: int, wanted: dict[str, in
             done = True
     if done:
         group.dirs.append(directory)
-        group.version[directory] = version
     else:
         with contextlib.suppress(OSError):
             directory.rmdir()
