@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from am_patch import limits, proc
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch import git, limits, proc
+from am_patch.errors import Category, Refusal
 from am_patch.patchfile import Diff
 from am_patch.runlog import say, show_tail
 from am_patch.sandbox import Jail
@@ -26,20 +26,16 @@ def run_script(jail: Jail, script: Path, *, timeout_s: int) -> None:
     result = jail.run([sys.executable, str(script)], timeout_s=timeout_s or None)
     if result.bound:
         show_tail(result.tail(5))
-        raise RunnerError(
-            Stage.PATCH,
+        raise Refusal(
             Category.LIMIT,
             f"{script.name} was stopped by {limits.describe(result.bound, jail.bounds)}; "
             "raise it with --override if the patch really needs more",
         )
     if result.timed_out:
-        raise RunnerError(
-            Stage.PATCH, Category.TIMEOUT, f"{script.name} ran longer than {timeout_s}s"
-        )
+        raise Refusal(Category.TIMEOUT, f"{script.name} ran longer than {timeout_s}s")
     if not result.ok:
         show_tail(result.tail(15))
-        raise RunnerError(
-            Stage.PATCH,
+        raise Refusal(
             Category.EXEC,
             f"{script.name} exited with {result.returncode}"
             + (f": {result.tail(1)}" if result.output.strip() else " (no output)"),
@@ -57,40 +53,35 @@ def _why(output: str) -> str:
 def apply_diffs(root: Path, diffs: Sequence[Diff], scratch: Path) -> None:
     """Apply each diff in order: exact first, then --3way. The caller rolls back on failure."""
     scratch.mkdir(parents=True, exist_ok=True)
-    env = proc.clean_git_env()
     for number, diff in enumerate(diffs, start=1):
         file = scratch / f"{number:03d}.patch"
         file.write_bytes(diff.data)
-        exact = proc.run(["git", "apply", "--whitespace=nowarn", str(file)], cwd=root, env=env)
+        exact = git.run(["apply", "--whitespace=nowarn", str(file)], cwd=root)
         if exact.ok:
             say(f"[patch] {diff.name}: applied exactly")
             continue
-        merged = _apply_3way(root, diff, file, scratch, env)
+        merged = _apply_3way(root, diff, file, scratch)
         if merged.ok:
             say(f"[patch] {diff.name}: applied with --3way (the exact apply failed)")
             continue
-        raise RunnerError(
-            Stage.PATCH, Category.APPLY, f"{diff.name}: {_why(exact.output)} (exact and --3way)"
-        )
+        raise Refusal(Category.APPLY, f"{diff.name}: {_why(exact.output)} (exact and --3way)")
 
 
-def _apply_3way(
-    root: Path, diff: Diff, file: Path, scratch: Path, env: dict[str, str]
-) -> proc.ProcResult:
+def _apply_3way(root: Path, diff: Diff, file: Path, scratch: Path) -> proc.ProcResult:
     """`git apply --3way` needs the index to match the files it patches, and a reused workspace
     often holds uncommitted changes (an earlier attempt, a hand edit): it runs on a scratch index
     of HEAD plus the working-tree versions of the diff's files, leaving the real index alone."""
     index = scratch.resolve() / "3way.index"
     index.unlink(missing_ok=True)
-    env = {**env, "GIT_INDEX_FILE": str(index)}
+    env = {"GIT_INDEX_FILE": str(index)}
     log.info("--3way on a scratch index (GIT_INDEX_FILE=%s): HEAD plus the working tree", index)
     steps = (
-        ["git", "read-tree", "HEAD"],
-        ["git", "update-index", "--add", "--remove", "--", *diff.files],
-        ["git", "apply", "--3way", "--whitespace=nowarn", str(file)],
+        ["read-tree", "HEAD"],
+        ["update-index", "--add", "--remove", "--", *diff.files],
+        ["apply", "--3way", "--whitespace=nowarn", str(file)],
     )
-    for argv in steps:
-        result = proc.run(argv, cwd=root, env=env)
+    for args in steps:
+        result = git.run(args, cwd=root, env=env)
         if not result.ok:
             break
     return result

@@ -10,8 +10,8 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from am_patch import proc
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch import git
+from am_patch.errors import Category, Refusal
 from am_patch.layout import Layout
 
 log = logging.getLogger("am_patch")
@@ -83,11 +83,7 @@ def success_zip(layout: Layout) -> Path:
     target = layout.success_zip
     with layout.directory(target.parent):
         fresh = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    result = proc.run(
-        ["git", "archive", "--format=zip", "-o", str(fresh), "HEAD"],
-        cwd=layout.root,
-        env=proc.clean_git_env(),
-    )
+    result = git.run(["archive", "--format=zip", "-o", str(fresh), "HEAD"], cwd=layout.root)
     if not result.ok:
         log.info("patched_success.zip not written: %s", result.tail(2))
         fresh.unlink(missing_ok=True)
@@ -112,8 +108,7 @@ def latest_input(layout: Layout, issue_id: str) -> Path:
     }
     found.update(_recorded_inputs(layout, issue_id))
     if not found:
-        raise RunnerError(
-            Stage.PREFLIGHT,
+        raise Refusal(
             Category.PATCH_PATH,
             f"-l: no archived input of issue {issue_id} in patches/successful "
             "or patches/unsuccessful",

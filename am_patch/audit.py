@@ -12,7 +12,7 @@ from pathlib import Path
 
 from am_patch import gates, limits, sandbox
 from am_patch.config import Config
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch.errors import Category, Refusal
 from am_patch.layout import Layout, UnsafePath
 from am_patch.repo import CommitOid, Repo
 from am_patch.runlog import say, show_tail
@@ -67,15 +67,13 @@ def run(live: Repo, cfg: Config, push: str, commit: CommitOid) -> None:
     for path in kept:
         say(f"[audit] kept your edit of {path}: the audit's version is not written")
     if result.bound:
-        raise RunnerError(
-            Stage.AUDIT,
+        raise Refusal(
             Category.LIMIT,
             f"the audit was stopped by {limits.describe(result.bound, cfg.bounds)} after a "
             "successful push; the commit stays",
         )
     if not result.ok:
-        raise RunnerError(
-            Stage.AUDIT,
+        raise Refusal(
             Category.FAILED,
             "the audit failed after a successful push; the commit stays",
         )

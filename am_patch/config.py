@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch.errors import Category, Refusal
 from am_patch.limits import Bounds
 
 DEFAULT = "default"
@@ -148,8 +148,8 @@ _GATE_HINTS = typing.get_type_hints(GateSpec)
 CONFIG_CANDIDATES = ("am_patch.toml", "scripts/am_patch/am_patch.toml")
 
 
-def _config_error(key: str, why: str) -> RunnerError:
-    return RunnerError(Stage.PREFLIGHT, Category.CONFIG, f"config key '{key}': {why}")
+def _config_error(key: str, why: str) -> Refusal:
+    return Refusal(Category.CONFIG, f"config key '{key}': {why}")
 
 
 def _unknown_key(key: str) -> str:
@@ -344,9 +344,7 @@ def _parse_toml(name: str, data: bytes) -> dict[str, Any]:
     try:
         return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise RunnerError(
-            Stage.PREFLIGHT, Category.CONFIG, f"{name}: not valid TOML: {exc}"
-        ) from exc
+        raise Refusal(Category.CONFIG, f"{name}: not valid TOML: {exc}") from exc
 
 
 def _apply_table(builder: _Builder, table: Mapping[str, Any], source: str) -> None:

@@ -8,7 +8,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from am_patch import proc
+from am_patch import git as gitcli
 
 PROJECT_FILES = {
     "pyproject.toml": """\
@@ -87,7 +87,7 @@ GIT_IDENTITY = (
 
 
 def git(cwd: Path, *args: str) -> str:
-    result = proc.run(["git", *GIT_IDENTITY, *args], cwd=cwd, env=proc.clean_git_env(), quiet=True)
+    result = gitcli.run([*GIT_IDENTITY, *args], cwd=cwd, quiet=True)
     if not result.ok:
         raise RuntimeError(f"git {' '.join(args)} failed in {cwd}: {result.output}")
     return result.output

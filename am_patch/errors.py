@@ -44,18 +44,34 @@ class Category(StrEnum):
     INTERRUPTED = "INTERRUPTED"  # Ctrl-C (exit 130); not in SPEC's table, see README
 
 
-class RunnerError(Exception):
+class Refusal(Exception):
+    """An expected "no" from a lower layer: a category and a message telling the user what to do
+    next. The stage boundary that catches it knows the stage and makes it a RunnerError."""
+
+    def __init__(self, category: Category | str, message: str) -> None:
+        super().__init__(message)
+        self.category = str(category)
+        self.message = message
+
+
+class RunnerError(Refusal):
     """A run stops here. `category` is a Category, or a gate name in upper case for GATES."""
 
     def __init__(self, stage: Stage, category: Category | str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(category, message)
         self.stage = stage
-        self.category = str(category)
-        self.message = message
 
     @property
     def code(self) -> str:
         return f"{self.stage}:{self.category}"
+
+    @classmethod
+    def at(cls, stage: Stage, refusal: Refusal) -> RunnerError:
+        """refusal with the stage it happened in; one that already names a stage keeps it (a
+        re-gate in the promotion stage still fails GATES:<GATE>)."""
+        if isinstance(refusal, RunnerError):
+            return refusal
+        return cls(stage, refusal.category, refusal.message)
 
 
 class UsageError(Exception):

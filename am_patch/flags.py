@@ -1,25 +1,73 @@
-"""The runner's options that set config keys: one table feeds argparse, -h and -c's sources."""
+"""Every option of the runner in one table: argparse, the short help (-h), the full help (-H) and
+the config sources of -c are all made from it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+ALLOW_POLICY_CHANGE = "--allow-policy-change"
+
 
 @dataclass(frozen=True, slots=True)
 class Flag:
-    """An option; `short` options are the only ones with one-letter aliases and in short help."""
+    """An option; `short` ones are the only ones with one-letter aliases and in short help."""
 
     names: tuple[str, ...]
     help: str
     key: str | None = None  # the config key a switch sets
     value: Any = True
-    metavar: str | None = None
+    metavar: str | None = None  # the option takes a value
     short: bool = False
     group: str = "Run"
+    repeat: bool = False  # may be given more than once
+
+    @property
+    def dest(self) -> str:
+        return self.names[-1].lstrip("-").replace("-", "_")
 
 
 FLAGS: tuple[Flag, ...] = (
+    Flag(("-h", "--help"), "this short help", short=True, group="Help"),
+    Flag(("-H", "--help-all"), "every option, grouped by workflow", short=True, group="Help"),
+    Flag(
+        ("-c", "--show-config"),
+        "print the effective config with sources, and exit",
+        short=True,
+        group="Help",
+    ),
+    Flag(("--version",), "print the version and exit", group="Help"),
+    Flag(
+        ("-l", "--rerun-latest"),
+        "rerun the newest archived input of ISSUE_ID (args: ISSUE_ID MESSAGE)",
+        short=True,
+        group="Modes",
+    ),
+    Flag(
+        ("-f", "--finalize-live"),
+        "gate and commit the live tree's changes, then push",
+        metavar="MESSAGE",
+        short=True,
+        group="Modes",
+    ),
+    Flag(
+        ("--finalize-workspace",),
+        "gate and promote an existing workspace, message from its meta.json",
+        metavar="ISSUE_ID",
+        group="Modes",
+    ),
+    Flag(
+        ("--test-mode",),
+        "patch and gates in a throw-away workspace, then stop",
+        "test_mode",
+        group="Modes",
+    ),
+    Flag(
+        ("--disable-promotion",),
+        "run the gates but change nothing in live or origin",
+        "disable_promotion",
+        group="Modes",
+    ),
     Flag(
         ("-n", "--allow-no-op"),
         "a patch that changes nothing ends in SUCCESS without a commit",
@@ -84,18 +132,6 @@ FLAGS: tuple[Flag, ...] = (
         group="Workspace",
     ),
     Flag(
-        ("--test-mode",),
-        "patch and gates in a throw-away workspace, then stop",
-        "test_mode",
-        group="Modes",
-    ),
-    Flag(
-        ("--disable-promotion",),
-        "run the gates but change nothing in live or origin",
-        "disable_promotion",
-        group="Modes",
-    ),
-    Flag(
         ("--require-push-success",),
         "fail the run (PUSH:FAILED) when the push fails",
         "require_push_success",
@@ -128,4 +164,42 @@ FLAGS: tuple[Flag, ...] = (
         "off",
         group="Safety",
     ),
+    Flag(
+        (ALLOW_POLICY_CHANGE,),
+        "let this run land a change to the policy (sandbox, interpreter, gates, path rules, "
+        "hook config); never a config key",
+        group="Safety",
+    ),
+    Flag(("--config",), "config file to use", metavar="PATH", group="Config"),
+    Flag(
+        ("--override",),
+        "set a config key for this run (repeatable)",
+        metavar="KEY=VALUE",
+        group="Config",
+        repeat=True,
+    ),
+    Flag(
+        ("--repo",),
+        "the live repository (default: the one around the current directory)",
+        metavar="DIR",
+        group="Config",
+    ),
 )
+USAGE = "am-patch [options] ISSUE_ID MESSAGE [PATCH]"
+
+
+def short_help() -> str:
+    """The workflow options (those with one-letter aliases), made from the table."""
+    lines = [
+        f"usage: {USAGE}",
+        "",
+        "Run PATCH (patches/issue_<ID>.py|.patch|.diff|.zip by default) for an issue in a",
+        "sandboxed workspace, check its scope, run the gates, land it on main and push.",
+        "",
+    ]
+    for flag in FLAGS:
+        if flag.short:
+            names = ", ".join(flag.names) + (f" {flag.metavar}" if flag.metavar else "")
+            lines.append(f"  {names:<27} {flag.help}")
+    lines += ["", "RESULT: SUCCESS means the tested commit landed on main; see -H for more."]
+    return "\n".join(lines)

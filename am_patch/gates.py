@@ -14,7 +14,7 @@ from pathlib import Path
 
 from am_patch import limits, sandbox
 from am_patch.config import Config, GateSpec
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch.errors import Category, Refusal, RunnerError, Stage
 from am_patch.proc import ProcResult
 from am_patch.sandbox import Jail
 from am_patch.verdicts import VerdictCache
@@ -94,15 +94,13 @@ def check_python(config: Config, live_root: Path) -> None:
         return
     python = python_for(config, live_root)
     if shutil.which(python) is None:
-        raise RunnerError(
-            Stage.PREFLIGHT,
+        raise Refusal(
             Category.CONFIG,
             f"config key 'gate_python': no executable interpreter at {config.gate_python!r} "
             "(unset it to use <live>/.venv/bin/python or am-patch's own)",
         )
     if python.is_absolute() and not sandbox.is_interpreter_home(python, live_root):
-        raise RunnerError(
-            Stage.PREFLIGHT,
+        raise Refusal(
             Category.CONFIG,
             f"config key 'gate_python': {config.gate_python!r} is a file of the working tree "
             "outside a venv; am-patch never runs such a file (a patch may have written it): "

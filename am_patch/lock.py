@@ -8,7 +8,7 @@ import os
 import time
 from types import TracebackType
 
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch.errors import Category, Refusal
 from am_patch.layout import Layout
 
 log = logging.getLogger("am_patch")
@@ -40,8 +40,7 @@ class RunLock:
         except BlockingIOError:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise RunnerError(
-                Stage.PREFLIGHT,
+            raise Refusal(
                 Category.LOCK,
                 f"another am-patch run holds {self.path} ({holder}); wait for it to finish",
             ) from None

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from am_patch import proc
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch import git
+from am_patch.errors import Category, Refusal
 from am_patch.repo import RepoPath, is_git_component
 
 SUFFIXES = (".py", ".patch", ".diff", ".zip")
@@ -51,12 +51,12 @@ class PatchInput:
     diffs: tuple[Diff, ...] = field(default=())
 
 
-def _path_error(message: str) -> RunnerError:
-    return RunnerError(Stage.PREFLIGHT, Category.PATCH_PATH, message)
+def _path_error(message: str) -> Refusal:
+    return Refusal(Category.PATCH_PATH, message)
 
 
-def _files_error(message: str) -> RunnerError:
-    return RunnerError(Stage.PREFLIGHT, Category.PATCH_FILES, message)
+def _files_error(message: str) -> Refusal:
+    return Refusal(Category.PATCH_FILES, message)
 
 
 def resolve_path(patches_dir: Path, issue_id: str, arg: str | None) -> Path:
@@ -107,8 +107,7 @@ def check_ascii(path: Path, data: bytes) -> None:
     for lineno, line in enumerate(data.split(b"\n"), start=1):
         for col, byte in enumerate(line, start=1):
             if byte > 0x7F:
-                raise RunnerError(
-                    Stage.PREFLIGHT,
+                raise Refusal(
                     Category.PATCH_ASCII,
                     f"{path.name}:{lineno}:{col}: non-ASCII byte 0x{byte:02x} "
                     "(ascii_only_patch is on; set it false to allow)",
@@ -145,14 +144,13 @@ def read_script_files(path: Path, data: bytes) -> tuple[RepoPath, ...]:
     try:
         source = data.decode("utf-8-sig")  # Python accepts a UTF-8 BOM
     except UnicodeDecodeError as exc:
-        raise RunnerError(
-            Stage.PREFLIGHT, Category.PATCH_SYNTAX, f"{path.name}: not valid UTF-8 ({exc.reason})"
+        raise Refusal(
+            Category.PATCH_SYNTAX, f"{path.name}: not valid UTF-8 ({exc.reason})"
         ) from exc
     try:
         module = ast.parse(source, filename=path.name)
     except SyntaxError as exc:
-        raise RunnerError(
-            Stage.PREFLIGHT,
+        raise Refusal(
             Category.PATCH_SYNTAX,
             f"{path.name}:{exc.lineno}: syntax error: {exc.msg}",
         ) from exc
@@ -199,16 +197,11 @@ def diff_files(name: str, data: bytes) -> tuple[RepoPath, ...]:
     with tempfile.NamedTemporaryFile(suffix=".patch") as tmp:
         tmp.write(data)
         tmp.flush()
-        result = proc.run(
-            ["git", "apply", "--numstat", "-z", tmp.name],
-            cwd=Path(tempfile.gettempdir()),
-            env=proc.clean_git_env(),
-            quiet=True,
+        result = git.run(
+            ["apply", "--numstat", "-z", tmp.name], cwd=Path(tempfile.gettempdir()), quiet=True
         )
     if not result.ok:
-        raise RunnerError(
-            Stage.PREFLIGHT, Category.PATCH_SYNTAX, f"{name}: not a usable diff: {result.tail(1)}"
-        )
+        raise Refusal(Category.PATCH_SYNTAX, f"{name}: not a usable diff: {result.tail(1)}")
     raw: list[str] = []
     records = result.output.split("\0")
     for record in records:
@@ -220,14 +213,12 @@ def diff_files(name: str, data: bytes) -> tuple[RepoPath, ...]:
                 raw.append(_unquote(line[len(header) :]))
     paths = [r for r in raw if r]
     if not paths:
-        raise RunnerError(
-            Stage.PREFLIGHT, Category.PATCH_FILES, f"{name}: the diff touches no file"
-        )
+        raise Refusal(Category.PATCH_FILES, f"{name}: the diff touches no file")
     return tuple(dict.fromkeys(normalize_file(p) for p in paths))
 
 
-def _zip_error(message: str) -> RunnerError:
-    return RunnerError(Stage.PREFLIGHT, Category.PATCH_FILES, message)
+def _zip_error(message: str) -> Refusal:
+    return Refusal(Category.PATCH_FILES, message)
 
 
 def read_zip(path: Path, data: bytes) -> tuple[Diff, ...]:
@@ -235,8 +226,8 @@ def read_zip(path: Path, data: bytes) -> tuple[Diff, ...]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (*_ZIP_ERRORS, NotImplementedError, UnicodeDecodeError) as exc:
-        raise RunnerError(
-            Stage.PREFLIGHT, Category.PATCH_SYNTAX, f"{path.name}: not a readable zip file ({exc})"
+        raise Refusal(
+            Category.PATCH_SYNTAX, f"{path.name}: not a readable zip file ({exc})"
         ) from exc
     with archive:
         infos = [i for i in archive.infolist() if not i.is_dir()]
@@ -277,7 +268,7 @@ def _read_member(zip_name: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo)
             why = f"is corrupt ({exc})"
         except (RuntimeError, NotImplementedError) as exc:
             why = f"cannot be read ({exc})"
-    raise RunnerError(Stage.PREFLIGHT, Category.PATCH_SYNTAX, f"{zip_name}: member {name!r} {why}")
+    raise Refusal(Category.PATCH_SYNTAX, f"{zip_name}: member {name!r} {why}")
 
 
 def load(patches_dir: Path, issue_id: str, arg: str | None, *, ascii_only: bool) -> PatchInput:

@@ -16,14 +16,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from am_patch import config
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch.errors import Category, Refusal, RunnerError, Stage
+from am_patch.flags import ALLOW_POLICY_CHANGE
 from am_patch.repo import Repo
 
 HOOK_CONFIGS = (".pre-commit-config.yaml",)
 CONFIG_FILES = (*config.CONFIG_CANDIDATES, "pyproject.toml")
 ALLOW_ENV = "AM_PATCH_ALLOW_POLICY_CHANGE"  # the hooks take no arguments: a human sets this
 PUSH_OPTION = "am-patch-allow-policy-change"  # `git push -o ...`, read by pre-receive
-FLAG = "--allow-policy-change"
+FLAG = ALLOW_POLICY_CHANGE
 
 
 def values(cfg: config.Config) -> dict[str, str]:
@@ -75,7 +76,7 @@ def _policy_of(repo: Repo, tree: str, explicit: str | None) -> dict[str, str]:
 
     try:
         return values(config.load_in_tree(read, explicit))
-    except RunnerError as exc:  # a config that does not load is a policy of its own
+    except Refusal as exc:  # a config that does not load is a policy of its own
         return {"config": f"invalid ({exc.message})"}
 
 

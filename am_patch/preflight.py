@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from am_patch.config import Config
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch.errors import Category, Refusal
 from am_patch.repo import Repo
 
 
@@ -12,8 +12,7 @@ def live_branch(live: Repo, cfg: Config) -> str:
     Refused while another git process or an unfinished merge, rebase, cherry-pick or revert
     holds the live repo: a landing could not update its index."""
     if live.index_locked():
-        raise RunnerError(
-            Stage.PREFLIGHT,
+        raise Refusal(
             Category.GIT,
             "another git process holds the live index (.git/index.lock); "
             "rerun when it is done (remove the file only if no git process is running)",
@@ -24,17 +23,15 @@ def live_branch(live: Repo, cfg: Config) -> str:
         what = f"{operation} in progress" if operation else "unresolved conflicts"
         shown = f" (conflicts in {', '.join(conflicts[:5])})" if conflicts and operation else ""
         listed = f" in {', '.join(conflicts[:5])}" if conflicts and not operation else ""
-        raise RunnerError(
-            Stage.PREFLIGHT,
+        raise Refusal(
             Category.GIT,
             f"the live repo has {what}{shown}{listed}: finish or abort it first",
         )
     branch = live.head_branch()
     if branch is None:
-        raise RunnerError(Stage.PREFLIGHT, Category.GIT, "HEAD is detached: check out main first")
+        raise Refusal(Category.GIT, "HEAD is detached: check out main first")
     if branch != cfg.main_branch and not cfg.allow_non_main:
-        raise RunnerError(
-            Stage.PREFLIGHT,
+        raise Refusal(
             Category.GIT,
             f"live repo is on {branch!r}, not {cfg.main_branch!r} (--allow-non-main to proceed)",
         )

@@ -39,12 +39,6 @@ def shell_line(argv: Sequence[str], cwd: Path) -> str:
     return f"(cd {shlex.quote(str(cwd))} && {shlex.join(argv)})"
 
 
-def clean_git_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment without inherited GIT_* variables, for git in another repository."""
-    base = os.environ if env is None else env
-    return {k: v for k, v in base.items() if not k.startswith("GIT_")}
-
-
 Watch = Callable[[], "str | None"]  # polled while a command runs: a bound's name stops it
 
 

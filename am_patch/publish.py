@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from am_patch import proc
+from am_patch import git
 from am_patch.config import Config
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch.errors import Category, Refusal
 from am_patch.repo import Repo
 from am_patch.runlog import Summary, say
 
@@ -13,22 +13,16 @@ LS_REMOTE_NO_MATCH = 2
 
 def fetch(live: Repo, remote: str, branch: str) -> None:
     """Update <remote>/<branch>; a branch the remote does not have yet is not an error."""
-    env = proc.clean_git_env()
     refspec = f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}"
-    result = proc.run(
-        ["git", "fetch", "--no-tags", remote, refspec], cwd=live.root, env=env, timeout_s=300
-    )
+    result = git.run(["fetch", "--no-tags", remote, refspec], cwd=live.root, timeout_s=300)
     if result.ok:
         return
-    probe = proc.run(
-        ["git", "ls-remote", "--exit-code", remote, f"refs/heads/{branch}"],
-        cwd=live.root,
-        env=env,
-        timeout_s=300,
+    probe = git.run(
+        ["ls-remote", "--exit-code", remote, f"refs/heads/{branch}"], cwd=live.root, timeout_s=300
     )
     if probe.returncode == LS_REMOTE_NO_MATCH:
         return
-    raise RunnerError(Stage.PREFLIGHT, Category.GIT, f"git fetch {remote} failed: {result.tail(2)}")
+    raise Refusal(Category.GIT, f"git fetch {remote} failed: {result.tail(2)}")
 
 
 def check_not_behind(live: Repo, remote: str, branch: str) -> None:
@@ -38,8 +32,7 @@ def check_not_behind(live: Repo, remote: str, branch: str) -> None:
     if theirs is None or ours is None or live.is_ancestor(theirs, ours):
         return
     missing = live.commits_between(ours, theirs)
-    raise RunnerError(
-        Stage.PREFLIGHT,
+    raise Refusal(
         Category.ORIGIN_AHEAD,
         f"{remote}/{branch} has {len(missing)} commit(s) that local {branch} lacks: "
         f"run 'git pull --rebase {remote} {branch}' and rerun (or -u to skip this check)",
@@ -52,9 +45,13 @@ def push(
     """Push exactly commit to <remote>/<branch>; (ok, git's last lines). Push options (`-o`)
     tell a guarded server what the human allowed; a server that takes none gets the push
     without them (its pre-receive then decides)."""
-    argv = ["git", "push", *(f"--push-option={o}" for o in options)]
-    argv += [remote, f"{commit}:refs/heads/{branch}"]
-    result = proc.run(argv, cwd=live.root, env=proc.clean_git_env(), timeout_s=600)
+    args = [
+        "push",
+        *(f"--push-option={o}" for o in options),
+        remote,
+        f"{commit}:refs/heads/{branch}",
+    ]
+    result = git.run(args, cwd=live.root, timeout_s=600)
     if options and "does not support push options" in result.output:
         return push(live, remote, commit, branch)
     return result.ok, result.tail(3)
@@ -98,4 +95,4 @@ def push_landed(
     summary.notes.append(f"PUSH DETAIL: {said.splitlines()[-1] if said else ''}")
     summary.notes.append(f"NEXT: {hint}")
     if config.require_push_success:
-        raise RunnerError(Stage.PUSH, Category.FAILED, f"git push failed; {hint}")
+        raise Refusal(Category.FAILED, f"git push failed; {hint}")

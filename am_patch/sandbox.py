@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from am_patch import limits, proc
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch.errors import Category, Refusal
 from am_patch.limits import Bounds
 
 log = logging.getLogger("am_patch")
@@ -289,8 +289,7 @@ def make_jail(
         )
     found = shutil.which(bwrap)
     if found is None:
-        raise RunnerError(
-            Stage.PREFLIGHT,
+        raise Refusal(
             Category.SANDBOX,
             f"bubblewrap not found ({bwrap}): install it (apt-get install bubblewrap) "
             "or run with --unsafe-no-sandbox",
@@ -333,8 +332,7 @@ def probe(jail: Jail, python: Path) -> None:
     result = jail.run([str(python), "-c", "pass"], timeout_s=60)
     if result.ok:
         return
-    raise RunnerError(
-        Stage.PREFLIGHT,
+    raise Refusal(
         Category.SANDBOX,
         f"the sandbox cannot run: {_hint()}; bwrap said: {result.tail(3) or result.returncode}",
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from am_patch import policy
 from am_patch.config import Config
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch.errors import Category, Refusal
 from am_patch.repo import GITLINK, LINK, Change, Repo, Snapshot, is_git_component
 
 
@@ -202,23 +202,19 @@ def of_snapshot(
 def check(report: ScopeReport, config: Config) -> None:
     """Raise the first scope failure that applies under the config's allowances."""
     if report.unsafe:
-        raise RunnerError(Stage.SCOPE, Category.UNSAFE, _listing("unsafe change", report.unsafe))
+        raise Refusal(Category.UNSAFE, _listing("unsafe change", report.unsafe))
     if not report.changes:
         if config.allow_no_op:
             return
-        raise RunnerError(
-            Stage.SCOPE, Category.NOOP, "the patch changed nothing (use -n to allow a no-op)"
-        )
+        raise Refusal(Category.NOOP, "the patch changed nothing (use -n to allow a no-op)")
     if report.undeclared and not config.allow_undeclared_paths:
-        raise RunnerError(
-            Stage.SCOPE,
+        raise Refusal(
             Category.UNDECLARED,
             _listing("changed but not in FILES", report.undeclared)
             + " (add them to FILES, or -a to allow)",
         )
     if report.untouched and not config.allow_untouched_files:
-        raise RunnerError(
-            Stage.SCOPE,
+        raise Refusal(
             Category.UNTOUCHED,
             _listing("declared in FILES but unchanged", report.untouched)
             + " (fix FILES, or -t to allow)",

@@ -9,7 +9,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch.errors import Category, Refusal
 from am_patch.layout import Layout
 from am_patch.repo import CommitOid, Repo, TreeOid, remove_tree
 from am_patch.runlog import say
@@ -173,9 +173,7 @@ def prepare(
         try:
             live.add_worktree(name, wdir / "repo", branch_name(label))
         except Exception as exc:
-            raise RunnerError(
-                Stage.PREFLIGHT, Category.WORKSPACE, f"cannot create workspace {wdir}: {exc}"
-            ) from exc
+            raise Refusal(Category.WORKSPACE, f"cannot create workspace {wdir}: {exc}") from exc
         meta = Meta(
             issue_id=issue_id,
             base=live_head,
@@ -198,8 +196,7 @@ def _refuse_dropping_own_changes(ws: Workspace) -> None:
     own = [c.path for c in repo.diff_trees(repo.tree_of(ws.meta.base), kept)]
     if own:
         issue = ws.meta.issue_id
-        raise RunnerError(
-            Stage.PREFLIGHT,
+        raise Refusal(
             Category.WORKSPACE,
             f"the workspace of issue {issue} has changes of its own ({', '.join(own[:3])}) "
             f"that -W would drop: land them with --finalize-workspace {issue}, or add "
@@ -283,8 +280,7 @@ def recover_killed(live: Repo, ws: Workspace) -> Workspace:
     assert pending is not None and pending.interrupted
     repo = ws.open()
     if not repo.contains(pending.before):
-        raise RunnerError(
-            Stage.PREFLIGHT,
+        raise Refusal(
             Category.WORKSPACE,
             f"a killed attempt left the workspace of issue {ws.meta.issue_id} half-patched and "
             "git no longer has its state before that attempt (pruned?): start over with "
@@ -313,8 +309,7 @@ def set_aside(live: Repo, ws: Workspace) -> Workspace:
     assert pending.after is not None
     repo = ws.open()
     if not (repo.contains(pending.before) and repo.contains(pending.after)):
-        raise RunnerError(
-            Stage.PREFLIGHT,
+        raise Refusal(
             Category.WORKSPACE,
             f"the workspace of issue {issue} holds an un-promoted result whose record git "
             f"no longer has (pruned?): {next_step}",
@@ -323,8 +318,7 @@ def set_aside(live: Repo, ws: Workspace) -> Workspace:
     held = now == repo.tree_entries(pending.after)
     # equal to `before` instead: a run was killed while setting it aside, finish that
     if not held and now != repo.tree_entries(pending.before):
-        raise RunnerError(
-            Stage.PREFLIGHT,
+        raise Refusal(
             Category.WORKSPACE,
             f"the workspace of issue {issue} holds an un-promoted result that was edited "
             f"since it was gated: {next_step}",

@@ -12,7 +12,7 @@ import pytest
 
 from am_patch import config
 from am_patch.config import Config, load
-from am_patch.errors import RunnerError
+from am_patch.errors import Refusal, RunnerError, Stage
 from testing.project import NO_GATES, Project
 
 
@@ -29,10 +29,11 @@ def _config_error(
     overrides: tuple[str, ...] = (),
     cli: Mapping[str, Any] | None = None,
 ) -> RunnerError:
-    with pytest.raises(RunnerError) as info:
+    with pytest.raises(Refusal) as info:
         load(root, explicit=explicit, overrides=overrides, cli=cli)
-    assert info.value.code == "PREFLIGHT:CONFIG"
-    return info.value
+    failed = RunnerError.at(Stage.PREFLIGHT, info.value)  # config is read in preflight
+    assert failed.code == "PREFLIGHT:CONFIG"
+    return failed
 
 
 def _config_failure_reason(project: Project, *args: str) -> str:
@@ -95,10 +96,19 @@ def test_spec_named_keys_exist() -> None:
 
 
 def test_every_cli_switch_has_a_config_key() -> None:
-    from am_patch.flags import FLAGS
+    from am_patch.flags import ALLOW_POLICY_CHANGE, FLAGS
 
-    for flag in FLAGS:
+    not_behaviours = ("-l", "-f", "--finalize-workspace", "--version", ALLOW_POLICY_CHANGE)
+    switches = [
+        flag
+        for flag in FLAGS
+        if flag.group not in ("Help", "Config") and flag.names[0] not in not_behaviours
+    ]
+    assert len(switches) >= 15
+    for flag in switches:
         assert flag.key in SCALAR_KEYS, flag.names
+    # the one switch that is never a config key: only a human on the command line says it
+    assert [f.key for f in FLAGS if ALLOW_POLICY_CHANGE in f.names] == [None]
 
 
 # --- discovery -------------------------------------------------------------------------------

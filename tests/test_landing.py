@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from am_patch import promote
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch import landing as promote
+from am_patch.errors import Category, Refusal
 from am_patch.repo import CommitOid, Repo
 from testing.project import CALC, CALC_WITH_SUB, NO_GATES, Project, assert_fails, assert_success
 
@@ -243,9 +243,9 @@ def test_index_locked_mid_landing_is_rolled_back(
     lock = project.live / ".git" / "index.lock"
     lock.touch()
     monkeypatch.setattr(Repo, "index_locked", lambda self: False)  # taken just after the check
-    with pytest.raises(RunnerError) as failed:
-        promote.land(live, landing)
-    assert failed.value.code == "PROMOTION:LIVE_DIRTY"
+    with pytest.raises(Refusal) as failed:
+        promote.land(live, landing)  # in the promotion stage
+    assert failed.value.category == "LIVE_DIRTY"
     assert "rolled back: nothing was changed" in failed.value.message
     assert (project.live / CALC).read_text() == calc_before  # put back with the lock still held
     assert not (project.live / ".git" / "am_patch_landing.json").exists()
@@ -262,14 +262,14 @@ def test_failed_rollback_keeps_the_journal_for_recovery(
     live, landing, calc_before = side_landing(project)
 
     def broken(*args: object) -> list[str]:
-        raise RunnerError(Stage.PROMOTION, Category.LIVE_DIRTY, "index is locked")
+        raise Refusal(Category.LIVE_DIRTY, "index is locked")
 
     monkeypatch.setattr(Repo, "cas_ref", broken)
     monkeypatch.setattr(promote, "_sync_paths", broken)
     monkeypatch.setattr(promote, "_put_back_files", lambda live, landing: False)
-    with pytest.raises(RunnerError) as failed:
-        promote.land(live, landing)
-    assert failed.value.code == "PROMOTION:LIVE_DIRTY"
+    with pytest.raises(Refusal) as failed:
+        promote.land(live, landing)  # in the promotion stage
+    assert failed.value.category == "LIVE_DIRTY"
     assert "am-patch-hook recover" in failed.value.message
     assert project.head() == landing.old
     assert (project.live / ".git" / "am_patch_landing.json").is_file()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from am_patch import patchfile
-from am_patch.errors import RunnerError
+from am_patch.errors import Refusal, RunnerError, Stage
 from am_patch.patchfile import Kind
 from testing.project import CALC, NO_GATES, Project
 
@@ -20,10 +20,11 @@ p.write_text(p.read_text() + "\\n\\ndef sub(a: int, b: int) -> int:\\n    return
 
 def _error(code: str, func: object, *args: object, **kwargs: object) -> RunnerError:
     assert callable(func)
-    with pytest.raises(RunnerError) as info:
+    with pytest.raises(Refusal) as info:
         func(*args, **kwargs)
-    assert info.value.code == code, info.value.message
-    return info.value
+    failed = RunnerError.at(Stage.PREFLIGHT, info.value)  # the input is read in preflight
+    assert failed.code == code, failed.message
+    return failed
 
 
 def _state(project: Project) -> tuple[str, ...]:

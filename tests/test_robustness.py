@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from am_patch import cli, config, gates, proc, treecheck
-from am_patch.errors import RunnerError
+from am_patch.errors import Refusal
 from testing.project import CALC, NO_GATES, Outcome, Project
 
 README_DIFF = (
@@ -240,9 +240,9 @@ def test_check_python_accepts_a_command_on_path_and_refuses_a_missing_one(
     (venv.parent / "pyvenv.cfg").write_text("home = /usr/bin\n")  # a venv, not a stray file
     gates.check_python(config.load(tmp_path, overrides=("gate_python=venv/bin/python",)), tmp_path)
     missing = config.load(tmp_path, overrides=("gate_python=no-such-python-4d2e",))
-    with pytest.raises(RunnerError) as err:
-        gates.check_python(missing, tmp_path)
-    assert err.value.code == "PREFLIGHT:CONFIG" and "'gate_python'" in err.value.message
+    with pytest.raises(Refusal) as err:
+        gates.check_python(missing, tmp_path)  # in preflight
+    assert err.value.category == "CONFIG" and "'gate_python'" in err.value.message
 
 
 def test_a_missing_executable_is_a_failed_result_not_an_exception(tmp_path: Path) -> None:

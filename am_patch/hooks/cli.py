@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from am_patch import config
-from am_patch.errors import Category, RunnerError, Stage, UsageError
+from am_patch.errors import Category, Refusal, UsageError
 from am_patch.hooks import install, pre_commit, pre_push, pre_receive
 from am_patch.layout import Layout
 from am_patch.repo import ZERO_OID, Repo
@@ -78,7 +78,7 @@ def _commit_from_env(repo: Repo, variable: str) -> str:
         return rev
     found = repo.resolve(rev)
     if found is None:
-        raise RunnerError(Stage.PREFLIGHT, Category.GIT, f"{variable}={rev!r} names no commit")
+        raise Refusal(Category.GIT, f"{variable}={rev!r} names no commit")
     return found
 
 
@@ -117,11 +117,11 @@ def _recover(repo: Repo) -> int:
     if not layout.journal.exists():
         print("nothing to recover: no am-patch landing was interrupted")
         return EXIT_OK
-    from am_patch import promote  # the runner's landing code; only this command needs it
+    from am_patch import landing  # the runner's landing code; only this command needs it
     from am_patch.lock import RunLock
 
     with RunLock(layout):  # a run still landing holds it
-        print(promote.recover(repo) or "nothing to recover: the landing has just finished")
+        print(landing.recover(repo) or "nothing to recover: the landing has just finished")
     return EXIT_OK
 
 
@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         warn(f"am-patch-hook: {exc}")
         return EXIT_USAGE
-    except RunnerError as exc:
+    except Refusal as exc:
         warn(f"am-patch-hook: {exc.message}")
         return EXIT_REFUSED
     except KeyboardInterrupt:

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch.errors import Category, Refusal
 from am_patch.repo import Repo
 
 MARKER = "# managed by am-patch-hook install"
@@ -83,8 +83,7 @@ def hooks_dir(repo: Repo, *, server: bool) -> Path:
         base = repo.git_dir if server else repo.root
         path = (base / os.path.expanduser(configured)).resolve()
         if not path.is_dir():
-            raise RunnerError(
-                Stage.PREFLIGHT,
+            raise Refusal(
                 Category.GIT,
                 f"core.hooksPath is {configured!r}, which is not a directory; create it or unset "
                 "core.hooksPath, then install again",
@@ -101,8 +100,7 @@ def install(repo: Repo, *, server: bool) -> list[Installed]:
         hook = directory / name
         foreign = directory / (name + FOREIGN_SUFFIX)
         if _exists(hook) and not is_ours(hook) and _exists(foreign):
-            raise RunnerError(
-                Stage.PREFLIGHT,
+            raise Refusal(
                 Category.GIT,
                 f"{hook} exists and {foreign.name} is taken; move one of them away first",
             )

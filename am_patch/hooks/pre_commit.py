@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from am_patch import policy, scope
 from am_patch.config import Config
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch.errors import Category, Refusal
 from am_patch.layout import Layout
 from am_patch.repo import Repo
 from am_patch.workspace import Meta
@@ -33,9 +33,8 @@ def declared_files(root: Path, issue: str | None) -> list[IssueFiles]:
 
         try:
             found = patchfile.load(patches, issue, None, ascii_only=False)
-        except RunnerError as exc:
-            raise RunnerError(
-                Stage.SCOPE,
+        except Refusal as exc:
+            raise Refusal(
                 Category.UNDECLARED,
                 f"issue {issue} (--issue or AM_PATCH_ISSUE): no workspace and no patch input "
                 f"({exc.message})",

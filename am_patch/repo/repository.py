@@ -8,7 +8,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import RepositoryOpenFlag
 
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch.errors import Category, Refusal
 from am_patch.repo.objects import ZERO_OID, CommitOid, TreeOid, remove_tree
 from am_patch.repo.workdir import Workdir
 
@@ -24,11 +24,9 @@ class Repo(Workdir):
                 raise KeyError(str(start))
             raw = pygit2.Repository(found)
         except (KeyError, pygit2.GitError) as exc:
-            raise RunnerError(
-                Stage.PREFLIGHT, Category.GIT, f"not inside a git repository: {start}"
-            ) from exc
+            raise Refusal(Category.GIT, f"not inside a git repository: {start}") from exc
         if raw.is_bare or raw.workdir is None:
-            raise RunnerError(Stage.PREFLIGHT, Category.GIT, f"{start} is a bare repository")
+            raise Refusal(Category.GIT, f"{start} is a bare repository")
         return cls(raw)
 
     @classmethod

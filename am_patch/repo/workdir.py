@@ -11,7 +11,7 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import CheckoutStrategy, FileMode, FileStatus
 
-from am_patch.errors import Category, RunnerError, Stage
+from am_patch.errors import Category, Refusal
 from am_patch.repo.objects import (
     BLOB,
     EXEC,
@@ -99,10 +99,8 @@ _IN_PROGRESS = (
 )
 
 
-def _write_failed(exc: pygit2.GitError) -> RunnerError:
-    return RunnerError(
-        Stage.PROMOTION, Category.LIVE_DIRTY, f"writing live files or the index failed: {exc}"
-    )
+def _write_failed(exc: pygit2.GitError) -> Refusal:
+    return Refusal(Category.LIVE_DIRTY, f"writing live files or the index failed: {exc}")
 
 
 def _remove(path: Path) -> None:

@@ -1,0 +1,48 @@
+"""What the stages of one run read and hand on: the live repo, the config (policy), the options
+(intent), the summary, and what each stage produced for the next."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from am_patch import patchfile
+from am_patch import workspace as wsp
+from am_patch.config import Config
+from am_patch.landing import Landing
+from am_patch.layout import Layout
+from am_patch.options import RunOptions
+from am_patch.repo import CommitOid, Repo, Snapshot
+from am_patch.runlog import Summary
+from am_patch.verdicts import VerdictCache
+
+
+@dataclass(slots=True)
+class RunContext:
+    live: Repo
+    config: Config
+    options: RunOptions
+    summary: Summary
+    log_path: Path
+    layout: Layout = field(init=False)
+    cache: VerdictCache = field(init=False)
+    branch: str = ""  # the branch the run lands on
+    head: CommitOid | None = None  # live's branch tip when preflight ended
+    patch: patchfile.PatchInput | None = None
+    failed_member: patchfile.Diff | None = None  # the zip member being applied
+    workspace: wsp.Workspace | None = None
+    checkpoint: Snapshot | None = None  # the workspace before this attempt
+    attempt_base: CommitOid | None = None  # the workspace base the checkpoint is relative to
+    snapshot: Snapshot | None = None  # the change as last seen (for the failure zip)
+    touched: tuple[str, ...] = ()  # what the change touches
+    gated: Snapshot | None = None  # the workspace as the gates passed it
+    gated_tree: str = ""  # -f: the live change as the gates passed it
+    landing: Landing | None = None  # what moved live main
+    policy_changed: bool = False  # what lands changes the policy (a human allowed it)
+    finished: bool = False  # a stage ended the run early, successfully (-n with nothing to do)
+    cleanups: list[Callable[[], None]] = field(default_factory=list)  # run whatever the outcome
+
+    def __post_init__(self) -> None:
+        self.layout = Layout(self.live.root, self.live.common_dir)
+        self.cache = VerdictCache(self.layout, enabled=self.config.gate_cache)
