@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -39,6 +39,18 @@ def add(a: int, b: int) -> int:
 def sub(a: int, b: int) -> int:
     return a - b
 '''
+
+
+README_DIFF = (
+    "diff --git a/README.md b/README.md\n"
+    "--- a/README.md\n"
+    "+++ b/README.md\n"
+    "@@ -1,3 +1,3 @@\n"
+    " # democalc\n"
+    " \n"
+    "-A tiny calculator.\n"
+    "+A small calculator.\n"
+)
 
 
 @dataclass(frozen=True)
@@ -183,6 +195,29 @@ class Project:
             self.git("push", "-q", "origin", "main")
         return self.head()
 
+    def readme_patch(self, issue: str, text: str) -> Path:
+        """patches/issue_<issue>.py rewriting README.md to text (idempotent, so reruns agree)."""
+        return self.patch(
+            f"issue_{issue}.py", ["README.md"], f"Path('README.md').write_text({text!r})\n"
+        )
+
+    def calc_patch(self, issue: str) -> Path:
+        """patches/issue_<issue>.py adding sub() to calc.py (the whole file: idempotent)."""
+        return self.patch(
+            f"issue_{issue}.py", [CALC], f"Path({CALC!r}).write_text({CALC_WITH_SUB!r})\n"
+        )
+
+    def half_done_patch(self, issue: str, then: str = "") -> str:
+        """patches/issue_<issue>.py: it half-writes calc.py and adds stray.txt, then runs the
+        code in then. calc.py's text before."""
+        self.patch(
+            f"issue_{issue}.py",
+            [CALC, "stray.txt"],
+            f'Path({CALC!r}).write_text("half done\\n")\nPath("stray.txt").write_text("stray\\n")\n'
+            + then,
+        )
+        return (self.live / CALC).read_text()
+
     def push_from_clone(self, rel: str, text: str, message: str | None = None) -> str:
         """Someone else (a clone in base/other) pushes a commit writing rel to origin/main;
         its id."""
@@ -249,6 +284,47 @@ class Project:
         assert killed.code == -signal.SIGKILL, killed.output
         assert self.head() == old and (self.live / ".git" / "am_patch_landing.json").is_file()
         return old
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """Everything of the live repo a failed or hostile run must not change (patches/, am-patch's
+    own area, aside)."""
+
+    head: str
+    origin_head: str
+    status: str
+    files: dict[str, bytes]
+    git_config: bytes
+    hooks: dict[str, bytes]
+    origin_hooks: dict[str, bytes] = field(default_factory=dict)
+
+
+def _tree_files(root: Path, *, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root)
+        dirnames[:] = [d for d in dirnames if str(rel_dir / d) not in skip]
+        for name in [*filenames, *(d for d in dirnames if (Path(dirpath) / d).is_symlink())]:
+            path = Path(dirpath) / name
+            rel = str(rel_dir / name)
+            if path.is_symlink():
+                files[rel] = b"symlink -> " + os.fsencode(os.readlink(path))
+            else:
+                files[rel] = path.read_bytes()
+    return files
+
+
+def live_state(project: Project) -> LiveState:
+    return LiveState(
+        head=project.head(),
+        origin_head=project.origin_head(),
+        status=project.repo_state(include_patches=False)[2],
+        files=_tree_files(project.live, skip=(".git", "patches")),
+        git_config=(project.live / ".git" / "config").read_bytes(),
+        hooks=_tree_files(project.live / ".git" / "hooks"),
+        origin_hooks=_tree_files(project.origin / "hooks"),
+    )
 
 
 def outside_tmp_dir() -> Path:

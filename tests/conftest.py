@@ -9,6 +9,7 @@ import pygit2
 import pytest
 from pygit2.enums import ConfigLevel
 
+from testing.hooks import clone, install
 from testing.project import Project
 
 
@@ -49,3 +50,18 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def project(tmp_path: Path) -> Project:
     """A bare origin and a live clone on main with a src-layout project whose gates pass."""
     return Project.create(tmp_path / "work")
+
+
+@pytest.fixture
+def hooked(project: Project) -> Project:
+    """The demo project with pre-commit and pre-push installed in .git/hooks."""
+    install(project.live)
+    return project
+
+
+@pytest.fixture
+def server(project: Project) -> Path:
+    """pre-receive installed on origin.git; returns a clone without local hooks to push from."""
+    out = install(project.live, "--server", str(project.origin))
+    assert str(project.origin / "hooks" / "pre-receive") in out
+    return clone(project, "dev")

@@ -10,18 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from testing.project import NO_GATES, Outcome, Project, assert_fails
-
-README_DIFF = (
-    "diff --git a/README.md b/README.md\n"
-    "--- a/README.md\n"
-    "+++ b/README.md\n"
-    "@@ -1,3 +1,3 @@\n"
-    " # democalc\n"
-    " \n"
-    "-A tiny calculator.\n"
-    "+A small calculator.\n"
-)
+from testing.project import NO_GATES, README_DIFF, Outcome, Project, assert_fails
 
 
 def assert_clean_refusal(out: Outcome, code: str) -> None:

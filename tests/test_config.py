@@ -479,9 +479,10 @@ def test_bad_file_fails_even_when_override_sets_the_same_key(tmp_path: Path) -> 
 
 
 def test_config_is_frozen(tmp_path: Path) -> None:
-    cfg = load(tmp_path)
+    cfg = load(tmp_path, overrides=("patch_timeout_s=7",))
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.patch_timeout_s = 1  # type: ignore[misc]
+    assert cfg.patch_timeout_s == 7
 
 
 # --- end to end: -c ------------------------------------------------------------------------

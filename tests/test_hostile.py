@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from am_patch import scope
-from testing.project import NO_GATES, Outcome, Project, outside_tmp_dir
+from testing.project import NO_GATES, LiveState, Outcome, Project, live_state, outside_tmp_dir
 
 SECRET = "am-secret-4f1d9c7e2b"
 
@@ -39,46 +39,6 @@ def target(
         yield Project.create(base / "work")
     finally:
         shutil.rmtree(base, ignore_errors=True)
-
-
-@dataclass(frozen=True)
-class LiveState:
-    """Everything of the live repo a hostile patch must not change."""
-
-    head: str
-    origin_head: str
-    status: str
-    files: dict[str, bytes]
-    git_config: bytes
-    hooks: dict[str, bytes]
-    origin_hooks: dict[str, bytes] = field(default_factory=dict)
-
-
-def _tree_files(root: Path, *, skip: tuple[str, ...] = ()) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = Path(dirpath).relative_to(root)
-        dirnames[:] = [d for d in dirnames if str(rel_dir / d) not in skip]
-        for name in [*filenames, *(d for d in dirnames if (Path(dirpath) / d).is_symlink())]:
-            path = Path(dirpath) / name
-            rel = str(rel_dir / name)
-            if path.is_symlink():
-                files[rel] = b"symlink -> " + os.fsencode(os.readlink(path))
-            else:
-                files[rel] = path.read_bytes()
-    return files
-
-
-def live_state(project: Project) -> LiveState:
-    return LiveState(
-        head=project.head(),
-        origin_head=project.origin_head(),
-        status=project.status(),
-        files=_tree_files(project.live, skip=(".git", "patches")),
-        git_config=(project.live / ".git" / "config").read_bytes(),
-        hooks=_tree_files(project.live / ".git" / "hooks"),
-        origin_hooks=_tree_files(project.origin / "hooks"),
-    )
 
 
 def assert_nothing_landed(project: Project, before: LiveState) -> None:

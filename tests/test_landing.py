@@ -4,7 +4,6 @@ file in a promoted path's way, an ignored file a promotion would overwrite."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -33,12 +32,6 @@ def lock_during_gate(project: Project) -> tuple[str, ...]:
     )
 
 
-def calc_patch(project: Project, issue: str) -> Path:
-    return project.patch(
-        f"issue_{issue}.py", [CALC], f"Path({CALC!r}).write_text({CALC_WITH_SUB!r})\n"
-    )
-
-
 def assert_consistent(project: Project) -> None:
     project.git("fsck", "--no-progress")
     assert not (project.live / ".git" / "am_patch_landing.json").exists()
@@ -48,7 +41,7 @@ def assert_consistent(project: Project) -> None:
 
 
 def test_index_locked_before_the_run_fails_preflight(project: Project) -> None:
-    calc_patch(project, "1")
+    project.calc_patch("1")
     (project.live / ".git" / "index.lock").touch()
     before = project.repo_state(include_patches=False)
     out = project.run("1", "Add sub", *NO_GATES)
@@ -59,7 +52,7 @@ def test_index_locked_before_the_run_fails_preflight(project: Project) -> None:
 
 
 def test_index_locked_while_gating_fails_cleanly_at_landing(project: Project) -> None:
-    calc_patch(project, "1")
+    project.calc_patch("1")
     old = project.head()
     calc_before = (project.live / CALC).read_text()
     before = project.repo_state(include_patches=False)
@@ -73,7 +66,7 @@ def test_index_locked_while_gating_fails_cleanly_at_landing(project: Project) ->
     assert project.repo_state(include_patches=False)[:3] == before[:3]
     assert_consistent(project)
     # the lock gone, a rerun lands the change
-    calc_patch(project, "1")
+    project.calc_patch("1")
     again = project.run("1", "Add sub", *NO_GATES)
     assert_success(again)
     assert (project.live / CALC).read_text() == CALC_WITH_SUB
@@ -130,7 +123,7 @@ def start_conflicted_merge(project: Project) -> None:
 
 def test_conflicted_merge_fails_preflight(project: Project) -> None:
     start_conflicted_merge(project)
-    calc_patch(project, "1")
+    project.calc_patch("1")
     before = project.repo_state(include_patches=False)
     out = project.run("1", "Add sub", *NO_GATES)
     assert_fails(out, "PREFLIGHT:GIT")
@@ -146,7 +139,7 @@ def test_merge_in_progress_without_conflicts_fails_preflight(project: Project) -
     project.commit_all("Docs", push=False)
     project.git("checkout", "-q", "main")
     project.git("merge", "--no-ff", "--no-commit", "other")
-    calc_patch(project, "1")
+    project.calc_patch("1")
     before = project.repo_state(include_patches=False)
     out = project.run("1", "Add sub", *NO_GATES)
     assert_fails(out, "PREFLIGHT:GIT")

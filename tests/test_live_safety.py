@@ -35,20 +35,6 @@ PASSING_PROBE = (
 )
 
 
-def readme_patch(project: Project, issue: str, text: str) -> Path:
-    """patches/issue_<issue>.py rewriting README.md to text (idempotent, so reruns agree)."""
-    return project.patch(
-        f"issue_{issue}.py", ["README.md"], f"Path('README.md').write_text({text!r})\n"
-    )
-
-
-def calc_patch(project: Project, issue: str) -> Path:
-    """patches/issue_<issue>.py adding sub() to calc.py (writes the whole file: idempotent)."""
-    return project.patch(
-        f"issue_{issue}.py", [CALC], f"Path({CALC!r}).write_text({CALC_WITH_SUB!r})\n"
-    )
-
-
 def changed_in(project: Project, commit: str) -> list[str]:
     return project.git("diff-tree", "--no-commit-id", "--name-only", "-r", commit).split()
 
@@ -59,7 +45,7 @@ def changed_in(project: Project, commit: str) -> list[str]:
 def test_not_on_main_fails_preflight_git(project: Project) -> None:
     before = project.head()
     project.git("checkout", "-q", "-b", "feature")
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", *NO_GATES)
     assert_fails(out, "PREFLIGHT:GIT")
     assert "feature" in out.line("REASON:")
@@ -72,7 +58,7 @@ def test_allow_non_main_lands_on_and_pushes_the_current_branch(project: Project)
     before = project.head()
     project.git("checkout", "-q", "-b", "feature")
     project.git("push", "-q", "origin", "feature")
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", "--allow-non-main", *NO_GATES)
     assert_success(out)
     landed = project.git("rev-parse", "feature")
@@ -90,7 +76,7 @@ def test_allow_non_main_lands_on_and_pushes_the_current_branch(project: Project)
 def test_allow_non_main_on_a_branch_origin_does_not_have_yet(project: Project) -> None:
     before = project.head()
     project.git("checkout", "-q", "-b", "feature")
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", "--allow-non-main", *NO_GATES)
     assert out.result_line == "RESULT: SUCCESS", (
         "a local branch that origin does not have yet must not fail the fetch "
@@ -106,7 +92,7 @@ def test_allow_non_main_on_a_branch_origin_does_not_have_yet(project: Project) -
 def test_detached_head_fails_preflight_git(project: Project) -> None:
     before = project.head()
     project.git("checkout", "-q", "--detach")
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", *NO_GATES)
     assert_fails(out, "PREFLIGHT:GIT")
     assert "detached" in out.line("REASON:")
@@ -117,7 +103,7 @@ def test_detached_head_fails_preflight_git(project: Project) -> None:
 def test_origin_ahead_fails_preflight(project: Project) -> None:
     before = project.head()
     theirs = project.push_from_clone("NOTES.md", "theirs\n", "Their notes")
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", *NO_GATES)
     assert_fails(out, "PREFLIGHT:ORIGIN_AHEAD")
     assert "git pull --rebase origin main" in out.line("REASON:")
@@ -128,7 +114,7 @@ def test_origin_ahead_fails_preflight(project: Project) -> None:
 def test_skip_up_to_date_lands_locally_and_reports_the_failed_push(project: Project) -> None:
     before = project.head()
     theirs = project.push_from_clone("NOTES.md", "theirs\n", "Their notes")
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", "-u", *NO_GATES)
     assert_success(out)
     assert out.line("PUSH:") == "PUSH: FAIL"
@@ -144,7 +130,7 @@ def test_skip_up_to_date_lands_locally_and_reports_the_failed_push(project: Proj
 def test_skip_up_to_date_with_require_push_success_fails_push(project: Project) -> None:
     before = project.head()
     theirs = project.push_from_clone("NOTES.md", "theirs\n", "Their notes")
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", "-u", "--require-push-success", *NO_GATES)
     assert_fails(out, "PUSH:FAILED")
     assert "git pull --rebase origin main" in out.stdout
@@ -172,7 +158,7 @@ def test_unrelated_dirty_files_are_untouched_and_not_committed(project: Project)
     saved = {rel: (project.live / rel).read_bytes() for rel in mine}
     status = project.status()
     staged = project.git("diff", "--cached")
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", *NO_GATES)
     assert_success(out)
     landed = project.head()
@@ -191,7 +177,7 @@ def test_uncommitted_edit_to_a_promoted_file_is_live_dirty(project: Project, sta
     if staged:
         project.git("add", "README.md")
     status = project.status()
-    readme_patch(project, "3", "from the patch\n")
+    project.readme_patch("3", "from the patch\n")
     out = project.run("3", "Docs", *NO_GATES)
     assert_fails(out, "PROMOTION:LIVE_DIRTY")
     assert "README.md" in out.line("REASON:")
@@ -240,7 +226,7 @@ def move_main(project: Project, rel: str, text: str) -> str:
 
 
 def test_main_moved_elsewhere_rebases_gates_again_and_lands(project: Project) -> None:
-    calc_patch(project, "3")
+    project.calc_patch("3")
     base = prepare_workspace(project)
     theirs = move_main(project, "README.md", "their readme\n")
     out = project.run("3", "Add sub")
@@ -262,7 +248,7 @@ def test_main_moved_elsewhere_rebases_gates_again_and_lands(project: Project) ->
 
 
 def test_rebase_retries_are_bounded(project: Project) -> None:
-    calc_patch(project, "3")
+    project.calc_patch("3")
     prepare_workspace(project, *NO_GATES)
     theirs = move_main(project, "README.md", "their readme\n")
     out = project.run("3", "Add sub", "--override", "max_rebase_attempts=0", *NO_GATES)
@@ -275,7 +261,7 @@ def test_rebase_retries_are_bounded(project: Project) -> None:
 
 
 def test_main_moved_on_a_promoted_file_fails_live_changed(project: Project) -> None:
-    readme_patch(project, "3", "ours\n")
+    project.readme_patch("3", "ours\n")
     prepare_workspace(project, *NO_GATES)
     theirs = move_main(project, "README.md", "theirs\n")
     out = project.run("3", "Docs", *NO_GATES)
@@ -290,7 +276,7 @@ def test_main_moved_on_a_promoted_file_fails_live_changed(project: Project) -> N
 
 @pytest.mark.parametrize("flag", ["--overwrite-live", "--allow-live-changed"])
 def test_overwrite_live_lets_the_workspace_version_win(project: Project, flag: str) -> None:
-    readme_patch(project, "3", "ours\n")
+    project.readme_patch("3", "ours\n")
     prepare_workspace(project, *NO_GATES)
     theirs = move_main(project, "README.md", "theirs\n")
     out = project.run("3", "Docs", flag, *NO_GATES)
@@ -321,7 +307,7 @@ def test_overwrite_workspace_keeps_the_live_version_and_drops_that_file(project:
 
 
 def test_overwrite_workspace_with_nothing_left_is_noop(project: Project) -> None:
-    readme_patch(project, "3", "ours\n")
+    project.readme_patch("3", "ours\n")
     prepare_workspace(project, *NO_GATES)
     theirs = move_main(project, "README.md", "theirs\n")
     out = project.run("3", "Docs", "--overwrite-workspace", *NO_GATES)
@@ -331,7 +317,7 @@ def test_overwrite_workspace_with_nothing_left_is_noop(project: Project) -> None
 
 
 def test_overwrite_workspace_with_nothing_left_and_allow_no_op_succeeds(project: Project) -> None:
-    readme_patch(project, "3", "ours\n")
+    project.readme_patch("3", "ours\n")
     prepare_workspace(project, *NO_GATES)
     theirs = move_main(project, "README.md", "theirs\n")
     out = project.run("3", "Docs", "--overwrite-workspace", "-n", *NO_GATES)
@@ -345,7 +331,7 @@ def test_overwrite_workspace_with_nothing_left_and_allow_no_op_succeeds(project:
 
 
 def test_update_workspace_moves_the_base_before_patching(project: Project) -> None:
-    readme_patch(project, "3", "ours\n")
+    project.readme_patch("3", "ours\n")
     prepare_workspace(project, *NO_GATES)
     theirs = move_main(project, "README.md", "theirs\n")
     out = project.run("3", "Docs", "-W", *NO_GATES)
@@ -362,7 +348,7 @@ def test_update_workspace_moves_the_base_before_patching(project: Project) -> No
 
 
 def test_live_gates_reuse_the_workspace_verdicts(project: Project) -> None:
-    calc_patch(project, "3")
+    project.calc_patch("3")
     out = project.run("3", "Add sub")
     assert_success(out)
     assert "[gates] pytest: PASS in" in out.stdout
@@ -372,7 +358,7 @@ def test_live_gates_reuse_the_workspace_verdicts(project: Project) -> None:
 
 
 def test_live_gates_run_when_the_cache_is_off(project: Project) -> None:
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", *PASSING_PROBE, "--override", "gate_cache=false")
     assert_success(out)
     assert "[gates] probe: PASS in" in out.stdout
@@ -390,7 +376,7 @@ def test_live_gate_failure_undoes_the_promotion(project: Project) -> None:
     project.write("notes.txt", "my notes\n")
     status = project.status()
     staged = project.git("diff", "--cached")
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", *PROBE_GATE, "--override", "gate_cache=false")
     assert_fails(out, "LIVE_GATES:PROBE")
     assert "[gates] probe: PASS in" in out.stdout, "the probe must pass in the workspace"
@@ -422,7 +408,7 @@ def test_second_run_fails_preflight_lock_naming_the_holder(
     project: Project, held_lock: int
 ) -> None:
     before = project.head()
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", *NO_GATES)
     assert_fails(out, "PREFLIGHT:LOCK")
     reason = out.line("REASON:")
@@ -441,7 +427,7 @@ def test_run_in_progress_locks_out_a_second_run(project: Project) -> None:
         ["README.md"],
         "import time\ntime.sleep(4)\nPath('README.md').write_text('a\\n')\n",
     )
-    readme_patch(project, "4", "b\n")
+    project.readme_patch("4", "b\n")
     first = project.start("3", "Slow", *NO_GATES)
     lock = project.patches / "am_patch.lock"
     deadline = time.monotonic() + 30
@@ -464,7 +450,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(project: Project) -> None:
     dead.wait()
     lock = project.patches / "am_patch.lock"
     lock.write_text(f"pid={dead.pid} started=2026-01-01 00:00:00\n")
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", *NO_GATES)
     assert_success(out)
     log = project.newest_log()
@@ -517,7 +503,7 @@ def audit_runs(project: Project) -> list[str]:
 
 def test_audit_runs_once_after_the_workspace_is_deleted(project: Project) -> None:
     add_audit(project)
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", *NO_GATES)
     assert_success(out)
     assert "[audit] python3 -u audit/audit_report.py" in out.stdout
@@ -526,7 +512,7 @@ def test_audit_runs_once_after_the_workspace_is_deleted(project: Project) -> Non
 
 def test_failing_audit_fails_but_keeps_the_commit(project: Project) -> None:
     before = add_audit(project, code=1)
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", *NO_GATES)
     assert_fails(out, "AUDIT:FAILED")
     landed = project.head()
@@ -538,7 +524,7 @@ def test_failing_audit_fails_but_keeps_the_commit(project: Project) -> None:
 
 
 def test_missing_audit_script_is_skipped_with_a_log_line(project: Project) -> None:
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", *NO_GATES)
     assert_success(out)
     assert "[audit]" not in out.stdout
@@ -549,7 +535,7 @@ def test_missing_audit_script_is_skipped_with_a_log_line(project: Project) -> No
 
 def test_audit_switched_off_does_not_run(project: Project) -> None:
     add_audit(project, code=1)
-    readme_patch(project, "3", "changed\n")
+    project.readme_patch("3", "changed\n")
     out = project.run("3", "Docs", "--override", "post_success_audit=false", *NO_GATES)
     assert_success(out)
     assert audit_runs(project) == []
@@ -597,7 +583,7 @@ def test_success_prunes_old_failure_zips_of_its_issue_only(project: Project) -> 
         "patched_issue3_v02.zip",
         "patched_issue3_v03.zip",
     ]
-    readme_patch(project, "3", "fixed\n")
+    project.readme_patch("3", "fixed\n")
     out = project.run("3", "Docs", "--override", "failure_zips_keep=2", *NO_GATES)
     assert_success(out)
     assert zips(project) == [
@@ -605,6 +591,6 @@ def test_success_prunes_old_failure_zips_of_its_issue_only(project: Project) -> 
         "patched_issue3_v02.zip",
         "patched_issue3_v03.zip",
     ]
-    readme_patch(project, "3", "fixed again\n")
+    project.readme_patch("3", "fixed again\n")
     assert_success(project.run("3", "Docs", "--override", "failure_zips_keep=0", *NO_GATES))
     assert zips(project) == ["patched_issue37_v01.zip"]

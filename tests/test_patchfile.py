@@ -169,8 +169,11 @@ def test_check_ascii_names_line_column_and_byte(tmp_path: Path) -> None:
     assert "ascii_only_patch" in error.message
 
 
-def test_check_ascii_accepts_pure_ascii(tmp_path: Path) -> None:
-    patchfile.check_ascii(tmp_path / "p.py", bytes(range(0x80)))
+def test_check_ascii_accepts_exactly_the_ascii_bytes(tmp_path: Path) -> None:
+    patchfile.check_ascii(tmp_path / "p.py", bytes(range(0x80)))  # every ASCII byte passes
+    for byte in (0x80, 0xFF):
+        with pytest.raises(Refusal):
+            patchfile.check_ascii(tmp_path / "p.py", b"FILES = []\n" + bytes([byte]))
 
 
 @pytest.mark.parametrize(

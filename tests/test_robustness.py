@@ -13,18 +13,7 @@ import pytest
 
 from am_patch import cli, config, gates, proc, treecheck
 from am_patch.errors import Refusal
-from testing.project import CALC, NO_GATES, Outcome, Project
-
-README_DIFF = (
-    "diff --git a/README.md b/README.md\n"
-    "--- a/README.md\n"
-    "+++ b/README.md\n"
-    "@@ -1,3 +1,3 @@\n"
-    " # democalc\n"
-    " \n"
-    "-A tiny calculator.\n"
-    "+A small calculator.\n"
-)
+from testing.project import CALC, NO_GATES, README_DIFF, Outcome, Project, live_state
 
 
 def fake_bwrap(tmp_path: Path) -> Path:
@@ -33,12 +22,6 @@ def fake_bwrap(tmp_path: Path) -> Path:
     path.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
     path.chmod(0o755)
     return path
-
-
-def live_state(project: Project) -> tuple[str, str, str, str]:
-    """main, origin's main, the status outside patches/ and the unstaged edits."""
-    head, origin_head, status, _ = project.repo_state(include_patches=False)
-    return head, origin_head, status, project.git("diff")
 
 
 def assert_sandbox_refused(out: Outcome) -> str:
@@ -133,16 +116,6 @@ def test_without_any_jail_in_use_no_probe_runs(project: Project) -> None:
 # --- a crash or Ctrl-C mid-run restores the workspace --------------------------------------
 
 
-def half_done_patch(project: Project, issue: str) -> str:
-    """A patch that half-writes calc.py and adds stray.txt; calc.py's text before."""
-    project.patch(
-        f"issue_{issue}.py",
-        [CALC, "stray.txt"],
-        f'Path({CALC!r}).write_text("half done\\n")\nPath("stray.txt").write_text("stray\\n")\n',
-    )
-    return (project.live / CALC).read_text()
-
-
 def assert_workspace_restored(project: Project, issue: str, calc: str) -> None:
     repo = project.workspace_repo(issue)
     assert (repo / CALC).read_text() == calc
@@ -153,7 +126,7 @@ def assert_workspace_restored(project: Project, issue: str, calc: str) -> None:
 def test_an_unexpected_error_in_the_gates_rolls_the_workspace_back(
     project: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    calc = half_done_patch(project, "85")
+    calc = project.half_done_patch("85")
     before = live_state(project)
 
     def broken(*args: object, **kwargs: object) -> None:
@@ -174,7 +147,7 @@ def test_an_unexpected_error_in_the_gates_rolls_the_workspace_back(
 
 
 def test_ctrl_c_during_a_gate_rolls_the_workspace_back_and_exits_130(project: Project) -> None:
-    calc = half_done_patch(project, "86")
+    calc = project.half_done_patch("86")
     before = live_state(project)
     slow = "import pathlib, time; pathlib.Path('gate_started').touch(); time.sleep(120)"
     running = subprocess.Popen(

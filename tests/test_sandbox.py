@@ -58,20 +58,6 @@ def sandbox_failure_reason(project: Project, issue: str, message: str, bwrap: st
     return out.line("REASON:")
 
 
-def half_done_patch(project: Project, issue: str, then: str) -> tuple[str, LiveSnapshot]:
-    """Write patches/issue_<issue>.py: it half-writes calc.py and adds stray.txt before running
-    the code in then. Returns calc.py's text and the live snapshot from before."""
-    original = (project.live / CALC).read_text()
-    before = live_snapshot(project)
-    project.patch(
-        f"issue_{issue}.py",
-        [CALC],
-        f'Path({CALC!r}).write_text("half done\\n")\nPath("stray.txt").write_text("stray\\n")\n'
-        + then,
-    )
-    return original, before
-
-
 def assert_rolled_back(project: Project, issue: str, before: LiveSnapshot, calc: str) -> None:
     """Live is as it was, the workspace's calc.py reads calc again and its stray.txt is gone."""
     assert live_snapshot(project) == before
@@ -162,7 +148,8 @@ def _processes_running(needle: str) -> list[str]:
 
 
 def test_a_patch_over_its_time_limit_fails_and_is_rolled_back(project: Project) -> None:
-    original, before = half_done_patch(project, "65", "import time\n\ntime.sleep(120)\n")
+    before = live_snapshot(project)
+    original = project.half_done_patch("65", "import time\n\ntime.sleep(120)\n")
     start = time.monotonic()
     out = project.run("65", "Too slow", "--override", "patch_timeout_s=2", *NO_GATES)
     assert time.monotonic() - start < 60
@@ -173,7 +160,8 @@ def test_a_patch_over_its_time_limit_fails_and_is_rolled_back(project: Project) 
 
 
 def test_a_patch_that_raises_fails_patch_exec_and_is_rolled_back(project: Project) -> None:
-    original, before = half_done_patch(project, "66", 'raise RuntimeError("boom-7c1e")\n')
+    before = live_snapshot(project)
+    original = project.half_done_patch("66", 'raise RuntimeError("boom-7c1e")\n')
     out = project.run("66", "Raises", *NO_GATES)
     assert out.code == 1, out.output
     assert out.result_line == "RESULT: FAIL PATCH:EXEC"
