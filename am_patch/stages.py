@@ -158,7 +158,7 @@ def apply_patch(ctx: RunContext) -> None:
     """The patch script in the jail, or the diffs with git apply."""
     assert ctx.patch is not None and ctx.workspace is not None
     ws = ctx.workspace
-    inputs = ws.dir / "input"
+    inputs = ws.input_dir
     if os.path.lexists(inputs):
         remove_tree(inputs)
     ctx.layout.mkdir(inputs)

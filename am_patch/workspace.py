@@ -85,6 +85,11 @@ class Workspace:
         return self.dir / "cache"
 
     @property
+    def input_dir(self) -> Path:
+        """Where the patch input is copied for the run: the jail exposes it read-only."""
+        return self.dir / "input"
+
+    @property
     def meta_path(self) -> Path:
         return self.dir / "meta.json"
 

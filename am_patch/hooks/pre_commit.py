@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from am_patch import policy, scope
@@ -21,12 +20,12 @@ if TYPE_CHECKING:
 IssueFiles = tuple[str, tuple[str, ...]]  # an issue and its FILES
 
 
-def declared_files(root: Path, issue: str | None) -> list[IssueFiles]:
+def declared_files(layout: Layout, issue: str | None) -> list[IssueFiles]:
     """(issue, FILES) of `issue` when given (its workspace, else its patch input), else of every
     open workspace; empty when no issue is active."""
-    patches = root / "patches"
+    patches = layout.patches
     if issue is not None:
-        meta = patches / "workspaces" / f"issue_{issue}" / "meta.json"
+        meta = layout.workspace(f"issue_{issue}") / "meta.json"
         if meta.is_file():
             return [(issue, Meta.read(meta).files)]
         from am_patch import patchfile  # see check_gates: imported only when needed
@@ -40,7 +39,7 @@ def declared_files(root: Path, issue: str | None) -> list[IssueFiles]:
                 f"({exc.message})",
             ) from exc
         return [(issue, tuple(found.files))]
-    metas = sorted((patches / "workspaces").glob("issue_*/meta.json"))
+    metas = sorted(layout.workspaces.glob("issue_*/meta.json"))
     return [(m.issue_id, m.files) for m in map(Meta.read, metas)]
 
 
@@ -68,7 +67,8 @@ def out_of_scope(paths: Iterable[str], scopes: list[IssueFiles], config: Config)
 def check_scope(repo: Repo, config: Config, issue: str | None) -> list[str]:
     """Problems with the staged change: an interrupted landing, the path policy, and the scope
     of the active issue (`issue`, else any one open workspace's)."""
-    if Layout(repo.root, repo.common_dir).journal.exists():
+    layout = Layout(repo.root, repo.common_dir)
+    if layout.journal.exists():
         return [
             "an am-patch landing was interrupted (or is in progress), so the index may hold files "
             "main does not have yet; run 'am-patch-hook recover' to finish or roll it back"
@@ -84,7 +84,7 @@ def check_scope(repo: Repo, config: Config, issue: str | None) -> list[str]:
                 f"only a human may change the policy: {policy.ALLOW_ENV}=1 git commit ..."
             )
     return problems + out_of_scope(
-        (c.path for c in changes), declared_files(repo.root, issue), config
+        (c.path for c in changes), declared_files(layout, issue), config
     )
 
 
