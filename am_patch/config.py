@@ -108,6 +108,7 @@ class Config:
     max_rebase_attempts: int = field(default=3, metadata=WORKFLOW)
     failure_zips_keep: int = field(default=5, metadata=WORKFLOW)
     gate_cache: bool = field(default=True, metadata=WORKFLOW)
+    workspace_pool: int = field(default=2, metadata=WORKFLOW)  # idle worktrees kept for reuse
     forbidden_paths: tuple[str, ...] = ()
     max_file_bytes: int = 50 * 1024 * 1024
     hook_gates_on_push: bool = True

@@ -48,6 +48,11 @@ class Layout:
     def workspaces(self) -> Path:
         return self.patches / "workspaces"
 
+    @property
+    def pool(self) -> Path:
+        """patches/workspaces/.pool: idle worktrees kept for the next issue (pool.py)."""
+        return self.workspaces / ".pool"
+
     def workspace(self, label: str) -> Path:
         """patches/workspaces/<label>: meta.json and the worktree repo/."""
         return self.workspaces / label

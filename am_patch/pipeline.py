@@ -150,6 +150,8 @@ def run(live: Repo, options: RunOptions) -> Outcome:
             finally:
                 for cleanup in ctx.cleanups:
                     cleanup()
+                if ctx.workspace is not None and ctx.workspace.repo_dir.is_dir():
+                    ctx.workspace.memory.persist()  # what its files are: the next run reads less
         except RunnerError as exc:
             summary.code, summary.reason = exc.code, exc.message
             log.info("failure fingerprint: %s %s", exc.code, exc.message)

@@ -127,8 +127,9 @@ def prepare_workspace(ctx: RunContext) -> None:
 
 
 def _drop_throwaway(ctx: RunContext) -> None:
-    if ctx.workspace is not None:
-        wsp.remove(ctx.live, ctx.workspace)
+    ws = ctx.workspace
+    if ws is not None:
+        wsp.retire(ctx.live, ws, ws.meta.base, ctx.config.workspace_pool)
         say("[test-mode] throw-away workspace deleted")
 
 

@@ -6,12 +6,14 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from am_patch import pool
 from am_patch.errors import Category, Refusal
 from am_patch.layout import Layout
 from am_patch.repo import CommitOid, Repo, TreeOid, remove_tree
+from am_patch.repo.walk import Memory
 from am_patch.runlog import say
 
 log = logging.getLogger("am_patch")
@@ -40,6 +42,7 @@ class Meta:
     files: tuple[str, ...]
     created: float
     pending: Pending | None = None
+    worktree: str = ""  # git's name for the worktree: a recycled one keeps its first name
 
     @classmethod
     def read(cls, path: Path) -> Meta:
@@ -52,6 +55,7 @@ class Meta:
             message=str(data["message"]),
             files=tuple(str(f) for f in data["files"]),
             created=float(data.get("created", 0)),
+            worktree=str(data.get("worktree", "")),
             pending=Pending(
                 before=TreeOid(str(pending["before"])),
                 after=TreeOid(str(pending["after"])) if pending.get("after") else None,
@@ -71,6 +75,11 @@ class Workspace:
     layout: Layout
     label: str
     meta: Meta
+    memory: Memory = field(default_factory=Memory, compare=False)  # what its files were seen as
+
+    def __post_init__(self) -> None:
+        self.memory.path = self.dir / "seen.json"  # outside the worktree: no patch writes it
+        self.memory.write = self.layout.write
 
     @property
     def dir(self) -> Path:
@@ -99,10 +108,10 @@ class Workspace:
 
     @property
     def worktree(self) -> str:
-        return worktree_name(self.label)
+        return self.meta.worktree or worktree_name(self.label)
 
     def open(self) -> Repo:
-        return Repo.open(self.repo_dir)
+        return Repo.open(self.repo_dir, self.memory)
 
 
 def branch_name(label: str) -> str:
@@ -151,7 +160,6 @@ def prepare(
     """
     wdir = layout.workspace(label)
     layout.check(wdir)  # a commit may track a link here; it is never followed or removed
-    name = worktree_name(label)
     if _is_valid(live, wdir, label):
         meta = Meta.read(wdir / "meta.json")
         log.info("workspace reused: %s (base %s, attempt %d)", wdir, meta.base, meta.attempt)
@@ -171,14 +179,8 @@ def prepare(
         if os.path.lexists(wdir):
             log.info("workspace %s is incomplete or foreign: recreating it", wdir)
             remove_tree(wdir)
-        if live.prune_worktree(name):
-            log.info("stale worktree entry %s pruned", name)
         layout.mkdir(wdir)
-        live.set_branch(branch_name(label), live_head)
-        try:
-            live.add_worktree(name, wdir / "repo", branch_name(label))
-        except Exception as exc:
-            raise Refusal(Category.WORKSPACE, f"cannot create workspace {wdir}: {exc}") from exc
+        memory, name = _new_worktree(live, layout, wdir / "repo", label, live_head)
         meta = Meta(
             issue_id=issue_id,
             base=live_head,
@@ -186,11 +188,36 @@ def prepare(
             message=message,
             files=files,
             created=time.time(),
+            worktree=name,
         )
-        log.info("workspace created: %s at base %s", wdir, live_head)
+        meta = replace(meta, attempt=meta.attempt + 1, message=message, files=files)
+        return _saved(Workspace(layout=layout, label=label, meta=meta, memory=memory))
     meta = replace(meta, attempt=meta.attempt + 1, message=message, files=files)
     ws = Workspace(layout=layout, label=label, meta=meta)
     return _saved(ws)
+
+
+def _new_worktree(
+    live: Repo, layout: Layout, repo_dir: Path, label: str, base: CommitOid
+) -> tuple[Memory, str]:
+    """A worktree at repo_dir on the issue's branch at base: a recycled one from the pool (only
+    what differs is written), else a new checkout. What its files are, and its git name."""
+    branch = branch_name(label)
+    taken = pool.take(live, layout, repo_dir, branch, base)
+    if taken is not None:
+        return taken.memory, taken.worktree
+    name = worktree_name(label)
+    if live.prune_worktree(name):
+        log.info("stale worktree entry %s pruned", name)
+    live.set_branch(branch, base)
+    try:
+        live.add_worktree(name, repo_dir, branch)
+    except Exception as exc:
+        raise Refusal(Category.WORKSPACE, f"cannot create workspace {repo_dir}: {exc}") from exc
+    memory = Memory()
+    Repo.open(repo_dir, memory).assume(live.tree_of(base))
+    log.info("workspace created: %s at base %s", repo_dir, base)
+    return memory, name
 
 
 def _refuse_dropping_own_changes(ws: Workspace) -> None:
@@ -341,6 +368,19 @@ def set_aside(live: Repo, ws: Workspace) -> Workspace:
 def _saved(ws: Workspace) -> Workspace:
     ws.layout.write(ws.meta_path, ws.meta.to_json())
     return ws
+
+
+def retire(live: Repo, ws: Workspace, commit: CommitOid, pool_size: int) -> None:
+    """A workspace that is done: its worktree goes to the pool, cleaned to exactly commit's
+    tree, while the pool has room; else it is deleted. Its branch and files go either way."""
+    if ws.repo_dir.is_dir() and pool.give(
+        live, ws.layout, ws.repo_dir, ws.worktree, commit, pool_size
+    ):
+        remove_tree(ws.dir)
+        live.delete_branch(ws.branch)
+        log.info("workspace done: %s (its worktree kept for the next issue)", ws.dir)
+        return
+    remove(live, ws)
 
 
 def remove(live: Repo, ws: Workspace) -> None:

@@ -141,14 +141,20 @@ class Project:
             )
         return head, origin_head, status, self.refs()
 
-    def worktrees(self) -> list[str]:
-        """The worktree paths git knows of, the live repo first."""
+    def worktrees(self, *, pooled: bool = False) -> list[str]:
+        """The worktree paths git knows of, the live repo first; idle ones kept in the pool for
+        the next issue (patches/workspaces/.pool) only when `pooled`."""
         listing = self.git("worktree", "list", "--porcelain")
         return [
             line.removeprefix("worktree ")
             for line in listing.splitlines()
-            if line.startswith("worktree ")
+            if line.startswith("worktree ") and (pooled or "/workspaces/.pool/" not in line)
         ]
+
+    def pool(self) -> list[Path]:
+        """The idle worktrees kept for the next issue."""
+        pool = self.patches / "workspaces" / ".pool"
+        return sorted(p / "repo" for p in pool.glob("slot_*")) if pool.is_dir() else []
 
     def workspace_dir(self, issue: str) -> Path:
         """patches/workspaces/issue_<issue>: the issue's meta.json and repo/."""

@@ -17,9 +17,10 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         # plain values and mechanisms that know nothing of git, config or runs
         "am_patch errors flags layout limits proc crash interrupts repo.objects",
         # git, config and the run's own files
-        "git config runlog lock verdicts repo.trees repo.workdir repo.repository repo",
+        "git config runlog lock verdicts repo.walk repo.trees repo.workdir repo.repository repo",
         # the domain: one noun each
-        "sandbox policy preflight patchfile workspace archive publish options",
+        "pool sandbox policy preflight patchfile archive publish options",
+        "workspace",
         "scope gates apply landing",
         "treecheck audit",
         # a run: its context, its stages, their order

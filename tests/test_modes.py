@@ -30,7 +30,9 @@ def throwaway_dirs(project: Project) -> list[str]:
     root = project.patches / "workspaces"
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if not p.name.startswith("issue_"))
+    return sorted(
+        p.name for p in root.iterdir() if not p.name.startswith("issue_") and p.name != ".pool"
+    )
 
 
 def changed_in_head(project: Project) -> list[str]:

@@ -83,9 +83,7 @@ def check_scope(repo: Repo, config: Config, issue: str | None) -> list[str]:
             problems.append(
                 f"only a human may change the policy: {policy.ALLOW_ENV}=1 git commit ..."
             )
-    return problems + out_of_scope(
-        (c.path for c in changes), declared_files(layout, issue), config
-    )
+    return problems + out_of_scope((c.path for c in changes), declared_files(layout, issue), config)
 
 
 def check_gates(repo: Repo, config: Config, tree: str, base: str) -> TreeCheck:

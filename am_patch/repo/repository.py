@@ -10,6 +10,7 @@ from pygit2.enums import RepositoryOpenFlag
 
 from am_patch.errors import Category, Refusal
 from am_patch.repo.objects import ZERO_OID, CommitOid, TreeOid, remove_tree
+from am_patch.repo.walk import Memory
 from am_patch.repo.workdir import Workdir
 
 
@@ -30,8 +31,9 @@ class Repo(Workdir):
         return cls(raw)
 
     @classmethod
-    def open(cls, path: Path) -> Repo:
-        return cls(pygit2.Repository(str(path)))
+    def open(cls, path: Path, memory: Memory | None = None) -> Repo:
+        """The repository or worktree at path; memory is what its files were last seen as."""
+        return cls(pygit2.Repository(str(path)), memory)
 
     @classmethod
     def try_open(cls, path: Path) -> Repo | None:
@@ -111,6 +113,10 @@ class Repo(Workdir):
             None, sig, sig, message, pygit2.Oid(hex=tree), [pygit2.Oid(hex=p) for p in parents]
         )
         return CommitOid(str(oid))
+
+    def point_head(self, target: str) -> None:
+        """HEAD at a branch (refs/heads/...) or, detached, at a commit id."""
+        self.raw.set_head(target if target.startswith("refs/") else pygit2.Oid(hex=target))
 
     def set_branch(self, name: str, commit: str) -> None:
         self.raw.branches.local.create(name, self.raw[commit].peel(pygit2.Commit), force=True)

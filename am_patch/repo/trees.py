@@ -10,13 +10,15 @@ import pygit2
 from pygit2.enums import FileMode
 
 from am_patch.repo.objects import LINK, Change, RepoPath, TreeOid
+from am_patch.repo.walk import Memory
 
 
 class Trees:
     """Tree and blob access of a pygit2 repository; `Repo` builds on it."""
 
-    def __init__(self, raw: pygit2.Repository) -> None:
+    def __init__(self, raw: pygit2.Repository, memory: Memory | None = None) -> None:
         self.raw = raw
+        self.memory = memory or Memory()
 
     def tree_of(self, commit: str) -> TreeOid:
         return TreeOid(str(self.raw[commit].peel(pygit2.Commit).tree_id))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pygit2
@@ -18,77 +17,11 @@ from am_patch.repo.objects import (
     LINK,
     Snapshot,
     TreeOid,
-    is_git_component,
     prune_empty_dirs,
     remove_tree,
 )
 from am_patch.repo.trees import Trees
-
-
-@dataclass(slots=True)
-class _Walk:
-    repo: pygit2.Repository
-    root: Path
-    tracked: frozenset[str]
-    tracked_dirs: frozenset[str]
-    entries: dict[str, tuple[str, int]] = field(default_factory=dict)
-    nested: list[str] = field(default_factory=list)
-    unsupported: list[str] = field(default_factory=list)
-    ignored_paths: list[str] = field(default_factory=list)  # not descended into
-    write: bool = True
-
-    def ignored(self, rel: str, is_dir: bool) -> bool:
-        if rel in self.tracked or (is_dir and rel in self.tracked_dirs):
-            return False
-        if self.repo.path_is_ignored(rel + "/" if is_dir else rel):
-            self.ignored_paths.append(rel + "/" if is_dir else rel)
-            return True
-        return False
-
-    def blob(self, data_path: Path, link: bool) -> str:
-        if link:
-            target = os.fsencode(os.readlink(data_path))
-            oid = self.repo.create_blob(target) if self.write else pygit2.hash(target)
-        elif self.write:
-            oid = self.repo.create_blob_fromdisk(str(data_path))
-        else:
-            oid = pygit2.hashfile(str(data_path))
-        return str(oid)
-
-    def walk(self, directory: Path, prefix: str) -> None:
-        try:
-            with os.scandir(directory) as it:
-                items = sorted(it, key=lambda e: e.name)
-        except PermissionError:  # a patch may chmod a directory of its own to 000
-            self.unsupported.append(prefix.rstrip("/"))
-            return
-        for item in items:
-            rel = prefix + item.name
-            if not prefix and item.name == ".git":
-                continue
-            try:
-                rel.encode("utf-8")
-            except UnicodeEncodeError:  # kept as os.fsdecode gives it, so restore can remove it
-                self.unsupported.append(rel)
-                continue
-            st = item.stat(follow_symlinks=False)
-            if stat.S_ISLNK(st.st_mode):
-                if not self.ignored(rel, False):
-                    self.entries[rel] = (self.blob(Path(item.path), True), LINK)
-            elif stat.S_ISDIR(st.st_mode):
-                if self.ignored(rel, True):
-                    continue
-                if os.path.lexists(os.path.join(item.path, ".git")) or is_git_component(item.name):
-                    self.nested.append(rel)
-                    continue
-                self.walk(Path(item.path), rel + "/")
-            elif stat.S_ISREG(st.st_mode):
-                if not self.ignored(rel, False):
-                    mode = EXEC if st.st_mode & 0o111 else BLOB
-                    self.entries[rel] = (self.blob(Path(item.path), False), mode)
-            elif not self.ignored(rel, False):
-                self.unsupported.append(rel)
-
+from am_patch.repo.walk import Known, Memory, Stat, Walk, stat_of
 
 _IN_PROGRESS = (
     ("MERGE_HEAD", "a merge"),
@@ -115,6 +48,13 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _as_seen(
+    root: Path, paths: Iterable[str], target: dict[str, tuple[str, int]]
+) -> dict[str, tuple[str, int, Stat]]:
+    """Files just written from target: their blob ids, modes and stats now."""
+    return {p: (*target[p], stat_of(os.lstat(root / p))) for p in paths}
+
+
 def _on_disk(path: Path) -> tuple[str, int] | None:
     """A file's blob id and mode as git would store it; None when nothing is there."""
     try:
@@ -131,21 +71,24 @@ def _on_disk(path: Path) -> tuple[str, int] | None:
 class Workdir(Trees):
     """The working directory of a repository or worktree; `Repo` builds on it."""
 
+    memory: Memory  # what it was last seen as (set by Trees.__init__)
+
     @property
     def root(self) -> Path:
         """The working tree; for a bare repository, its git directory."""
         return Path(self.raw.workdir or self.raw.path).resolve()
 
     def snapshot(self, tracked_in: str | None = None, *, write: bool = True) -> Snapshot:
-        """The working directory as a tree: tracked_in's files plus untracked, not ignored."""
-        tracked = frozenset(self.tree_entries(tracked_in)) if tracked_in else frozenset()
-        dirs = frozenset(p.rsplit("/", i)[0] for p in tracked for i in range(1, p.count("/") + 1))
-        walk = _Walk(self.raw, self.root, tracked, dirs, write=write)
-        walk.walk(self.root, "")
-        index = pygit2.Index()
-        for path, (oid, mode) in walk.entries.items():
-            index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=oid), FileMode(mode)))
-        tree = TreeOid(str(index.write_tree(self.raw))) if write else TreeOid("")
+        """The working directory as a tree: tracked_in's files plus untracked, not ignored.
+
+        Only files whose stat changed since this directory was last seen (`memory`) are read;
+        the tree is the last one seen with just the differences applied.
+        """
+        walk = self._walk(tracked_in, write=write)
+        tree = TreeOid("")
+        if write:
+            tree = self._tree_of_walk(walk)
+            self.memory.known = walk.known_now(tree)
         return Snapshot(
             tree,
             walk.entries,
@@ -154,28 +97,92 @@ class Workdir(Trees):
             tuple(walk.ignored_paths),
         )
 
+    def _walk(self, tracked_in: str | None, *, write: bool, trust: str | None = None) -> Walk:
+        """Walk the directory; with `trust` (a tree just checked out), a file's blob id is
+        tree's and nothing is read."""
+        tree = self.raw[tracked_in].peel(pygit2.Tree) if tracked_in else None
+
+        def tracked(rel: str) -> bool:
+            return tree is not None and rel in tree
+
+        trusted = self.raw[trust].peel(pygit2.Tree) if trust else None
+        known = None if trusted is not None else self.memory.get()
+        walk = Walk(self.raw, tracked, tracked, known=known, write=write, trusted=trusted)
+        walk.walk(self.root, "")
+        return walk
+
+    def _tree_of_walk(self, walk: Walk) -> TreeOid:
+        """The walk's entries as a tree: the known tree with the differences, else from scratch."""
+        known = walk.known
+        index = pygit2.Index()
+        if known is not None and known.tree in self.raw:
+            index.read_tree(self.raw[known.tree].peel(pygit2.Tree))
+            for path in known.files.keys() - walk.entries.keys():
+                index.remove(path)
+            changed = {
+                p: v for p, v in walk.entries.items() if known.files.get(p, ("", 0))[:2] != v
+            }
+        else:
+            changed = walk.entries
+        for path, (oid, mode) in changed.items():
+            index.add(pygit2.IndexEntry(path, pygit2.Oid(hex=oid), FileMode(mode)))
+        return TreeOid(str(index.write_tree(self.raw)))
+
+    def assume(self, tree: str) -> None:
+        """The directory was just checked out from tree: remember its files as tree's, with their
+        stats now, without reading one."""
+        walk = self._walk(tree, write=False, trust=tree)
+        self.memory.known = walk.known_now(tree)
+
+    def switch(self, tree: str) -> None:
+        """The directory holds exactly what memory says (a pooled worktree): make it tree by
+        writing only the files that differ."""
+        known = self.memory.get()
+        assert known is not None
+        target = self.tree_entries(tree)
+        changes = self.diff_trees(known.tree, tree)
+        for change in sorted(changes, key=lambda c: c.status != "D"):  # deletions first
+            path = change.path
+            if change.status == "D":
+                _remove(self.root / path)
+                prune_empty_dirs(self.root, path)
+            else:
+                self._write_file(path, *target[path])
+        files = {p: v for p, v in known.files.items() if p in target}
+        files.update(_as_seen(self.root, (c.path for c in changes if c.status != "D"), target))
+        self.memory.known = Known(tree, files, known.taken_ns)
+
     def restore(
         self, tree: str, tracked_in: str | None = None, *, ignored: Iterable[str] | None = None
     ) -> None:
         """Make the working directory match tree exactly. Ignored files are left alone, unless
         ignored lists those of a snapshot: the ignored files and directories not in it go."""
-        walked = self.snapshot(tracked_in or tree, write=False)
+        walked = self._walk(tracked_in or tree, write=False)
         current = walked.entries
         target = self.tree_entries(tree)
         for path in walked.unsupported:  # FIFOs, sockets, undecodable names: never in any tree
             _remove(self.root / path)
             prune_empty_dirs(self.root, path)
-        for path in sorted(set(current) - set(target), reverse=True):
+        removed = sorted(set(current) - set(target), reverse=True)
+        for path in removed:
             (self.root / path).unlink()
             prune_empty_dirs(self.root, path)
-        for path, (oid, mode) in target.items():
-            if current.get(path) == (oid, mode):
-                continue
-            self._write_file(path, oid, mode)
+        written = [p for p, v in target.items() if current.get(p) != v]
+        for path in written:
+            self._write_file(path, *target[path])
+        # now exactly tree: what was written is looked at again next time (its stat is new)
+        files = {p: (*v, walked.stats[p]) for p, v in current.items() if p in target}
+        files.update(_as_seen(self.root, written, target))
+        self.memory.known = Known(tree, files, walked.started_ns)
         if ignored is None:
             return
-        # walked again: what is ignored is decided by the restored .gitignore files
-        now = self.snapshot(tracked_in or tree, write=False).ignored
+        gitignores = [p for p in (*removed, *written) if p.rsplit("/", 1)[-1] == ".gitignore"]
+        # what is ignored is decided by the restored .gitignore files: walk again if one changed
+        now = (
+            self._walk(tracked_in or tree, write=False).ignored_paths
+            if gitignores
+            else walked.ignored_paths
+        )
         for path in sorted(set(now) - set(ignored), reverse=True):
             full = self.root / path.rstrip("/")
             if path.endswith("/"):
