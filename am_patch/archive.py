@@ -6,13 +6,16 @@ import json
 import logging
 import os
 import re
+import shutil
+import time
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from am_patch import git
 from am_patch.errors import Category, Refusal
 from am_patch.layout import Layout
+from am_patch.repo import EXEC, LINK, CommitOid, Repo
 
 log = logging.getLogger("am_patch")
 
@@ -77,19 +80,87 @@ def prune_failure_zips(layout: Layout, label: str, keep: int) -> None:
         log.info("old failure archive removed: %s", old.name)
 
 
-def success_zip(layout: Layout) -> Path:
-    """patched_success.zip: `git archive HEAD` of the live repository, written to a new file
-    and renamed over the old one (a link there is replaced, never written through)."""
+def success_zip(layout: Layout, repo: Repo, commit: CommitOid) -> Path:
+    """patched_success.zip: every file of commit, as `git archive` of it holds them.
+
+    After the first time only what changed is written: the zip made for the previous landing
+    is copied, the entries of the files that changed since are dropped from its directory and
+    their new versions appended. The zip is made whole again once the dropped bytes outweigh the
+    live ones. It is written to a new file and renamed over the old one (a link there is
+    replaced, never written through).
+    """
     target = layout.success_zip
+    record = _zip_record(layout)
     with layout.directory(target.parent):
         fresh = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    result = git.run(["archive", "--format=zip", "-o", str(fresh), "HEAD"], cwd=layout.root)
-    if not result.ok:
-        log.info("patched_success.zip not written: %s", result.tail(2))
+    stamp = repo.commit_time(commit)
+    try:
+        incremental = (
+            record is not None and _matches(target, record) and repo.contains(record["commit"])
+        )
+        dead = 0
+        if record is not None and incremental:
+            with layout.open(target, "rb") as old, layout.open(fresh, "wb", exclusive=True) as new:
+                shutil.copyfileobj(old, new)
+            dead = record["dead"] + _update(fresh, repo, record["commit"], commit, stamp)
+        if not incremental or dead > os.path.getsize(fresh) // 2:
+            with layout.open(fresh, "wb") as handle, zipfile.ZipFile(handle, "w") as zf:
+                for path, (oid, mode) in sorted(repo.tree_entries(repo.tree_of(commit)).items()):
+                    _add(zf, path, repo.blob_bytes(oid), mode, stamp)
+            dead = 0
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+        log.info("patched_success.zip not written: %s", exc)
         fresh.unlink(missing_ok=True)
         return target
     layout.move(fresh, target)
+    size = os.path.getsize(target)
+    layout.write(
+        layout.success_record, json.dumps({"commit": commit, "size": size, "dead": dead}).encode()
+    )
     return target
+
+
+def _zip_record(layout: Layout) -> dict[str, Any] | None:
+    try:
+        data = json.loads(layout.success_record.read_text(encoding="utf-8"))
+        return {"commit": str(data["commit"]), "size": int(data["size"]), "dead": int(data["dead"])}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _matches(target: Path, record: dict[str, Any]) -> bool:
+    """The zip is the one the record describes (nobody replaced it since)."""
+    return (
+        target.is_file() and not target.is_symlink() and os.path.getsize(target) == record["size"]
+    )
+
+
+def _update(path: Path, repo: Repo, old: str, new: str, stamp: float) -> int:
+    """Turn the zip of commit old at path into one of commit new; the bytes left dead."""
+    changes = repo.diff_trees(repo.tree_of(old), repo.tree_of(new))
+    with zipfile.ZipFile(path, "a") as zf:
+        dead = 0
+        for change in changes:
+            info = zf.NameToInfo.pop(change.path, None)
+            if info is not None:
+                zf.filelist.remove(info)
+                dead += info.compress_size + len(info.filename) + 30
+        tree = repo.tree_of(new)
+        for change in changes:
+            entry = repo.entry(tree, change.path)
+            if change.status != "D" and entry is not None:
+                _add(zf, change.path, repo.blob_bytes(entry[0]), entry[1], stamp)
+    return dead
+
+
+def _add(zf: zipfile.ZipFile, path: str, data: bytes, mode: int, stamp: float) -> None:
+    info = zipfile.ZipInfo(path, date_time=time.localtime(stamp)[:6])
+    info.create_system = 3  # unix: the mode below is a file mode
+    info.external_attr = (
+        0o120777 if mode == LINK else 0o100755 if mode == EXEC else 0o100644
+    ) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    zf.writestr(info, data)
 
 
 def latest_input(layout: Layout, issue_id: str) -> Path:

@@ -73,6 +73,11 @@ class Layout:
     def success_zip(self) -> Path:
         return self.patches / "patched_success.zip"
 
+    @property
+    def success_record(self) -> Path:
+        """Which commit patched_success.zip holds, so the next one writes only what changed."""
+        return self.state / "success_zip.json"
+
     def failure_zip(self, label: str, number: int) -> Path:
         return self.patches / f"patched_{label}_v{number:02d}.zip"
 

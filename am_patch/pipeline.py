@@ -202,7 +202,10 @@ def _archive(ctx: RunContext) -> None:
     if summary.success:
         if ctx.patch is not None:
             _file_input(ctx, "successful")
-        zip_path = archive.success_zip(ctx.layout)
+        head = ctx.live.head_commit()
+        zip_path = ctx.layout.success_zip
+        if head is not None:
+            zip_path = archive.success_zip(ctx.layout, ctx.live, head)
         archive.prune_failure_zips(ctx.layout, options.zip_label, ctx.config.failure_zips_keep)
     else:
         if ctx.patch is not None:

@@ -58,9 +58,7 @@ def _locked(layout: Layout) -> Iterator[None]:
         os.close(fd)
 
 
-def take(
-    live: Repo, layout: Layout, dest: Path, branch: str, base: CommitOid
-) -> Taken | None:
+def take(live: Repo, layout: Layout, dest: Path, branch: str, base: CommitOid) -> Taken | None:
     """Move a pooled worktree to dest, on branch at base, its files exactly base's tree (only
     the differences written); None when the pool has none to give."""
     if not _slots(layout):

@@ -53,16 +53,21 @@ class _Output(threading.Thread):
         self.on_output = on_output
         self.data = bytearray()
         self.overflow = False
+        self.eof = threading.Event()  # the output ended (the command exited, as a rule)
 
     def run(self) -> None:
-        while chunk := os.read(self.stream.fileno(), 65536):
-            if self.limit and len(self.data) + len(chunk) > self.limit:
-                self.data += chunk[: max(0, self.limit - len(self.data))]
-                self.overflow = True
-            elif not self.overflow:
-                self.data += chunk
-            if self.on_output is not None:
-                self.on_output(chunk)
+        try:
+            while chunk := os.read(self.stream.fileno(), 65536):
+                if self.limit and len(self.data) + len(chunk) > self.limit:
+                    self.data += chunk[: max(0, self.limit - len(self.data))]
+                    self.overflow = True
+                    self.eof.set()  # wake the waiter: the bound is hit
+                elif not self.overflow:
+                    self.data += chunk
+                if self.on_output is not None:
+                    self.on_output(chunk)
+        finally:
+            self.eof.set()
 
 
 def run(
@@ -123,8 +128,11 @@ def run(
             if timed_out or bound:
                 _kill_group(proc)
                 break
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=0.2)
+            if not reader.eof.is_set():
+                reader.eof.wait(timeout=0.2)  # returns as soon as the output ends
+            else:  # output closed, process still running: poll it, bounds still apply
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=0.05)
         proc.wait()
         reader.join(timeout=5)
         if reader.is_alive():  # a background child still holds the pipe: it goes too

@@ -117,7 +117,9 @@ def prepare_workspace(ctx: RunContext) -> None:
         f"[workspace] {ws.repo_dir.relative_to(ctx.live.root)} "
         f"(base {ws.meta.base[:12]}, attempt {ws.meta.attempt})"
     )
-    ctx.checkpoint = ws.open().snapshot(tracked_in=ws.meta.base)
+    repo = ws.open()
+    seen = repo.as_seen() if ws.fresh else None  # made by this run: nothing else to read
+    ctx.checkpoint = seen or repo.snapshot(tracked_in=ws.meta.base)
     ctx.attempt_base = ws.meta.base
     log.info("checkpoint tree %s", ctx.checkpoint.tree)
     # in meta.json until the attempt ends: a run killed with no chance to roll back leaves it,

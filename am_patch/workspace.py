@@ -76,6 +76,7 @@ class Workspace:
     label: str
     meta: Meta
     memory: Memory = field(default_factory=Memory, compare=False)  # what its files were seen as
+    fresh: bool = field(default=False, compare=False)  # made by this run: exactly its base's tree
 
     def __post_init__(self) -> None:
         self.memory.path = self.dir / "seen.json"  # outside the worktree: no patch writes it
@@ -191,7 +192,7 @@ def prepare(
             worktree=name,
         )
         meta = replace(meta, attempt=meta.attempt + 1, message=message, files=files)
-        return _saved(Workspace(layout=layout, label=label, meta=meta, memory=memory))
+        return _saved(Workspace(layout=layout, label=label, meta=meta, memory=memory, fresh=True))
     meta = replace(meta, attempt=meta.attempt + 1, message=message, files=files)
     ws = Workspace(layout=layout, label=label, meta=meta)
     return _saved(ws)

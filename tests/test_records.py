@@ -253,3 +253,27 @@ def test_failure_zip_after_a_patch_crash_holds_what_the_patch_left(project: Proj
         "snapshotted before the rollback (SPEC 'Files on disk')"
     )
     assert f"logs/{project.log_path(out).name}" in contents
+
+
+def test_later_success_zips_are_updated_not_rebuilt_and_stay_git_archives(
+    project: Project,
+) -> None:
+    offsets: list[dict[str, int]] = []
+    for issue, text in (("70", "one\n"), ("71", "two\n"), ("72", "three\n")):
+        project.readme_patch(issue, text)
+        assert project.run(issue, "Docs", *NO_GATES).result_line == "RESULT: SUCCESS"
+        expected = subprocess.run(
+            ["git", "archive", "--format=zip", "HEAD"],
+            cwd=project.live,
+            capture_output=True,
+            check=True,
+        ).stdout
+        zipped = project.patches / "patched_success.zip"
+        assert zip_contents(zipped.read_bytes()) == zip_contents(expected)
+        with zipfile.ZipFile(zipped) as zf:
+            assert [i.filename for i in zf.infolist()].count("README.md") == 1
+            assert zf.testzip() is None
+            offsets.append({i.filename: i.header_offset for i in zf.infolist()})
+    # an unchanged file's entry stays where it was; the changed one is appended after it
+    assert offsets[0][CALC] == offsets[1][CALC] == offsets[2][CALC]
+    assert offsets[0]["README.md"] < offsets[1]["README.md"] < offsets[2]["README.md"]

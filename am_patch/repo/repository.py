@@ -114,6 +114,10 @@ class Repo(Workdir):
         )
         return CommitOid(str(oid))
 
+    def commit_time(self, commit: str) -> float:
+        """When commit was made (its committer time), in seconds since the epoch."""
+        return float(self.raw[commit].peel(pygit2.Commit).commit_time)
+
     def point_head(self, target: str) -> None:
         """HEAD at a branch (refs/heads/...) or, detached, at a commit id."""
         self.raw.set_head(target if target.startswith("refs/") else pygit2.Oid(hex=target))

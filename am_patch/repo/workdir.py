@@ -15,6 +15,7 @@ from am_patch.repo.objects import (
     BLOB,
     EXEC,
     LINK,
+    Change,
     Snapshot,
     TreeOid,
     prune_empty_dirs,
@@ -46,13 +47,6 @@ def _remove(path: Path) -> None:
         remove_tree(path)
     else:
         path.unlink()
-
-
-def _as_seen(
-    root: Path, paths: Iterable[str], target: dict[str, tuple[str, int]]
-) -> dict[str, tuple[str, int, Stat]]:
-    """Files just written from target: their blob ids, modes and stats now."""
-    return {p: (*target[p], stat_of(os.lstat(root / p))) for p in paths}
 
 
 def _on_disk(path: Path) -> tuple[str, int] | None:
@@ -97,6 +91,15 @@ class Workdir(Trees):
             tuple(walk.ignored_paths),
         )
 
+    def as_seen(self) -> Snapshot | None:
+        """The directory as memory holds it, read from nothing: for one this run has just made
+        exactly a tree (no untracked or ignored file)."""
+        known = self.memory.get()
+        if known is None:
+            return None
+        entries = {path: (oid, mode) for path, (oid, mode, _) in known.files.items()}
+        return Snapshot(TreeOid(known.tree), entries)
+
     def _walk(self, tracked_in: str | None, *, write: bool, trust: str | None = None) -> Walk:
         """Walk the directory; with `trust` (a tree just checked out), a file's blob id is
         tree's and nothing is read."""
@@ -139,44 +142,30 @@ class Workdir(Trees):
         writing only the files that differ."""
         known = self.memory.get()
         assert known is not None
-        target = self.tree_entries(tree)
-        changes = self.diff_trees(known.tree, tree)
-        for change in sorted(changes, key=lambda c: c.status != "D"):  # deletions first
-            path = change.path
-            if change.status == "D":
-                _remove(self.root / path)
-                prune_empty_dirs(self.root, path)
-            else:
-                self._write_file(path, *target[path])
-        files = {p: v for p, v in known.files.items() if p in target}
-        files.update(_as_seen(self.root, (c.path for c in changes if c.status != "D"), target))
+        files = dict(known.files)
+        self._apply(self.diff_trees(known.tree, tree), tree, files)
         self.memory.known = Known(tree, files, known.taken_ns)
 
     def restore(
         self, tree: str, tracked_in: str | None = None, *, ignored: Iterable[str] | None = None
     ) -> None:
         """Make the working directory match tree exactly. Ignored files are left alone, unless
-        ignored lists those of a snapshot: the ignored files and directories not in it go."""
-        walked = self._walk(tracked_in or tree, write=False)
-        current = walked.entries
-        target = self.tree_entries(tree)
+        ignored lists those of a snapshot: the ignored files and directories not in it go.
+
+        The directory is walked (reading only files whose stat changed) and taken as a tree;
+        only the files that tree and the target differ in are touched.
+        """
+        walked = self._walk(tracked_in or tree, write=True)
         for path in walked.unsupported:  # FIFOs, sockets, undecodable names: never in any tree
             _remove(self.root / path)
             prune_empty_dirs(self.root, path)
-        removed = sorted(set(current) - set(target), reverse=True)
-        for path in removed:
-            (self.root / path).unlink()
-            prune_empty_dirs(self.root, path)
-        written = [p for p, v in target.items() if current.get(p) != v]
-        for path in written:
-            self._write_file(path, *target[path])
-        # now exactly tree: what was written is looked at again next time (its stat is new)
-        files = {p: (*v, walked.stats[p]) for p, v in current.items() if p in target}
-        files.update(_as_seen(self.root, written, target))
+        files = {p: (*v, walked.stats[p]) for p, v in walked.entries.items()}
+        changes = self.diff_trees(self._tree_of_walk(walked), tree)
+        self._apply(changes, tree, files)
         self.memory.known = Known(tree, files, walked.started_ns)
         if ignored is None:
             return
-        gitignores = [p for p in (*removed, *written) if p.rsplit("/", 1)[-1] == ".gitignore"]
+        gitignores = [c.path for c in changes if c.path.rsplit("/", 1)[-1] == ".gitignore"]
         # what is ignored is decided by the restored .gitignore files: walk again if one changed
         now = (
             self._walk(tracked_in or tree, write=False).ignored_paths
@@ -190,6 +179,22 @@ class Workdir(Trees):
             else:
                 full.unlink()
             prune_empty_dirs(self.root, path.rstrip("/"))
+
+    def _apply(
+        self, changes: list[Change], tree: str, files: dict[str, tuple[str, int, Stat]]
+    ) -> None:
+        """Write the changes that lead to tree (deletions first), and keep `files` (what each
+        file is, and its stat) up to date: a written file's stat is the one it has now."""
+        for change in changes:
+            if change.status == "D" or self.entry(tree, change.path) is None:
+                _remove(self.root / change.path)
+                prune_empty_dirs(self.root, change.path)
+                files.pop(change.path, None)
+        for change in changes:
+            entry = self.entry(tree, change.path)
+            if entry is not None:
+                self._write_file(change.path, *entry)
+                files[change.path] = (*entry, stat_of(os.lstat(self.root / change.path)))
 
     def _write_file(self, path: str, oid: str, mode: int) -> None:
         dest = self.root / path
