@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from am_patch import patchfile
+from am_patch import patchfile, sandbox
 from am_patch import workspace as wsp
 from am_patch.config import Config
 from am_patch.landing import Landing
@@ -40,6 +40,7 @@ class RunContext:
     gated_tree: str = ""  # -f: the live change as the gates passed it
     landing: Landing | None = None  # what moved live main
     policy_changed: bool = False  # what lands changes the policy (a human allowed it)
+    probing: sandbox.Probing | None = None  # the sandbox probe, running in the background
     finished: bool = False  # a stage ended the run early, successfully (-n with nothing to do)
     cleanups: list[Callable[[], None]] = field(default_factory=list)  # run whatever the outcome
 

@@ -298,6 +298,8 @@ class Bounded:
 
     @property
     def prefix(self) -> list[str]:
+        if self.bounds == Bounds() and self.group is None:
+            return []  # nothing to bound (the sandbox probe)
         return limiter_argv(self.bounds, self.group)
 
     def hit(self, returncode: int, output: str) -> str | None:

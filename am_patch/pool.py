@@ -20,7 +20,7 @@ from pathlib import Path
 
 from am_patch import git
 from am_patch.layout import Layout
-from am_patch.repo import CommitOid, Repo, remove_tree
+from am_patch.repo import CommitOid, Repo, Snapshot, remove_tree
 from am_patch.repo.walk import Memory
 
 log = logging.getLogger("am_patch")
@@ -93,18 +93,31 @@ def take(live: Repo, layout: Layout, dest: Path, branch: str, base: CommitOid) -
 
 
 def give(
-    live: Repo, layout: Layout, repo_dir: Path, worktree: str, commit: CommitOid, limit: int
+    live: Repo,
+    layout: Layout,
+    repo: Repo,
+    worktree: str,
+    commit: CommitOid,
+    limit: int,
+    seen: Snapshot | None = None,
 ) -> bool:
-    """Park the worktree at repo_dir, cleaned to exactly commit's tree; False (nothing done)
-    when the pool is full."""
+    """Park the worktree `repo`, cleaned to exactly commit's tree; False (nothing done) when
+    the pool is full. `seen` is the worktree as this run last walked it, when nothing has
+    changed it since but what its memory records: then only the differences are written and
+    its ignored files removed, without another walk."""
     if limit <= 0:
         return False
+    repo_dir = repo.root
     with _locked(layout):
         if len(_slots(layout)) >= limit:
             return False
-        repo = Repo.open(repo_dir)
         tree = live.tree_of(commit)
-        repo.restore(tree, tracked_in=tree, ignored=())
+        known = repo.memory.get()
+        if seen is not None and known is not None and known.tree == seen.tree:
+            repo.switch(tree)
+            repo.remove_paths([*seen.ignored, *seen.unsupported])
+        else:
+            repo.restore(tree, tracked_in=tree, ignored=())
         repo.point_head(commit)
         repo.reset_index(tree)
         slot = layout.mkdir(layout.pool / f"slot_{uuid.uuid4().hex[:12]}")

@@ -208,7 +208,7 @@ def push(ctx: RunContext) -> None:
     if ws is None or ctx.options.mode is Mode.FINALIZE_LIVE:
         return
     if ctx.config.delete_workspace_on_success:
-        wsp.retire(ctx.live, ws, ctx.landing.new, ctx.config.workspace_pool)
+        wsp.retire(ctx.live, ws, ctx.landing.new, ctx.config.workspace_pool, ctx.snapshot)
     else:
         ctx.workspace = wsp.keep_landed(ctx.live, ws, ctx.landing.new)
 

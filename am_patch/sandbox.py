@@ -7,9 +7,11 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from am_patch import limits, proc
 from am_patch.errors import Category, Refusal
@@ -323,6 +325,28 @@ def preflight(
             )
             probe(jail, python)
     log.info("sandbox probe: bubblewrap (%s) runs %s", bwrap, ", ".join(map(str, wanted)))
+
+
+class Probing:
+    """sandbox.preflight running in the background while the workspace is prepared; `wait()`
+    before anything is applied gives its refusal, if any."""
+
+    def __init__(self, **preflight_args: Any) -> None:
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(preflight_args,), daemon=True)
+        self._thread.start()
+
+    def _run(self, args: dict[str, Any]) -> None:
+        try:
+            preflight(**args)
+        except Exception as exc:  # handed to wait(), in the run's own thread
+            self._failed = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
 
 
 def probe(jail: Jail, python: Path) -> None:

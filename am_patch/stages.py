@@ -83,13 +83,25 @@ def _probe_sandbox(ctx: RunContext) -> None:
     audited = ctx.options.lands and cfg.post_success_audit and cfg.sandbox_audit
     if cfg.sandbox_gates or audited:
         pythons.append(gates.python_for(cfg, ctx.live.root))
-    if pythons:
-        sandbox.preflight(
+    if pythons:  # in the background; sandbox_ready() waits for it before anything is applied
+        ctx.probing = sandbox.Probing(
             bwrap=cfg.bwrap,
             live_root=ctx.live.root,
             git_common_dir=ctx.live.common_dir,
             pythons=pythons,
         )
+
+
+def sandbox_ready(ctx: RunContext) -> None:
+    """The sandbox probe started in preflight has passed: PREFLIGHT:SANDBOX otherwise, before
+    anything was applied."""
+    probing, ctx.probing = ctx.probing, None
+    if probing is None:
+        return
+    try:
+        probing.wait()
+    except Refusal as exc:
+        raise RunnerError.at(Stage.PREFLIGHT, exc) from exc
 
 
 # --- workspace ------------------------------------------------------------------------------
@@ -131,7 +143,7 @@ def prepare_workspace(ctx: RunContext) -> None:
 def _drop_throwaway(ctx: RunContext) -> None:
     ws = ctx.workspace
     if ws is not None:
-        wsp.retire(ctx.live, ws, ws.meta.base, ctx.config.workspace_pool)
+        wsp.retire(ctx.live, ws, ws.meta.base, ctx.config.workspace_pool, ctx.snapshot)
         say("[test-mode] throw-away workspace deleted")
 
 
@@ -160,6 +172,7 @@ def open_workspace(ctx: RunContext) -> None:
 def apply_patch(ctx: RunContext) -> None:
     """The patch script in the jail, or the diffs with git apply."""
     assert ctx.patch is not None and ctx.workspace is not None
+    sandbox_ready(ctx)
     ws = ctx.workspace
     inputs = ws.input_dir
     if os.path.lexists(inputs):
@@ -317,6 +330,7 @@ def check_policy(ctx: RunContext, old_tree: str, new_tree: str, changed: tuple[s
 def gate(ctx: RunContext) -> None:
     """The gates on exactly the tree the workspace would land."""
     assert ctx.workspace is not None
+    sandbox_ready(ctx)
     ctx.gated = gate_workspace(ctx, ctx.workspace, ctx.touched, ctx.snapshot)
     crash.point("gates")
 
@@ -325,6 +339,7 @@ def gate_scratch(ctx: RunContext) -> None:
     """The gates on a scratch export of the change (-f, and test mode's --finalize-workspace):
     no workspace and no live file is touched."""
     assert ctx.snapshot is not None
+    sandbox_ready(ctx)
     ctx.gated_tree = gate_tree(ctx, ctx.snapshot.tree, ctx.touched, Stage.GATES)
 
 

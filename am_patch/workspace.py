@@ -9,10 +9,10 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from am_patch import pool
+from am_patch import git, pool
 from am_patch.errors import Category, Refusal
 from am_patch.layout import Layout
-from am_patch.repo import CommitOid, Repo, TreeOid, remove_tree
+from am_patch.repo import CommitOid, Repo, Snapshot, TreeOid, remove_tree
 from am_patch.repo.walk import Memory
 from am_patch.runlog import say
 
@@ -207,14 +207,17 @@ def _new_worktree(
     taken = pool.take(live, layout, repo_dir, branch, base)
     if taken is not None:
         return taken.memory, taken.worktree
-    name = worktree_name(label)
-    if live.prune_worktree(name):
-        log.info("stale worktree entry %s pruned", name)
+    stale = live.worktree_at(repo_dir) or worktree_name(label)
+    if live.prune_worktree(stale):
+        log.info("stale worktree entry %s pruned", stale)
     live.set_branch(branch, base)
-    try:
-        live.add_worktree(name, repo_dir, branch)
-    except Exception as exc:
-        raise Refusal(Category.WORKSPACE, f"cannot create workspace {repo_dir}: {exc}") from exc
+    # git's own checkout, on every core: twice as fast as libgit2's on 20,000 files (measured);
+    # no hook runs for this internal checkout
+    quiet = ("-c", "checkout.workers=0", "-c", "core.hooksPath=/dev/null")
+    added = git.run([*quiet, "worktree", "add", "--quiet", str(repo_dir), branch], cwd=live.root)
+    name = live.worktree_at(repo_dir)
+    if not added.ok or name is None:
+        raise Refusal(Category.WORKSPACE, f"cannot create workspace {repo_dir}: {added.tail(2)}")
     memory = Memory()
     Repo.open(repo_dir, memory).assume(live.tree_of(base))
     log.info("workspace created: %s at base %s", repo_dir, base)
@@ -371,11 +374,14 @@ def _saved(ws: Workspace) -> Workspace:
     return ws
 
 
-def retire(live: Repo, ws: Workspace, commit: CommitOid, pool_size: int) -> None:
+def retire(
+    live: Repo, ws: Workspace, commit: CommitOid, pool_size: int, seen: Snapshot | None = None
+) -> None:
     """A workspace that is done: its worktree goes to the pool, cleaned to exactly commit's
-    tree, while the pool has room; else it is deleted. Its branch and files go either way."""
+    tree, while the pool has room; else it is deleted. Its branch and files go either way.
+    `seen` is the workspace as the run last walked it (see pool.give)."""
     if ws.repo_dir.is_dir() and pool.give(
-        live, ws.layout, ws.repo_dir, ws.worktree, commit, pool_size
+        live, ws.layout, ws.open(), ws.worktree, commit, pool_size, seen
     ):
         remove_tree(ws.dir)
         live.delete_branch(ws.branch)

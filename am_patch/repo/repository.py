@@ -185,9 +185,12 @@ class Repo(Workdir):
         except KeyError:
             return None
 
-    def add_worktree(self, name: str, path: Path, branch: str) -> None:
-        ref = self.raw.branches.local[branch]
-        self.raw.add_worktree(name, str(path), ref)
+    def worktree_at(self, path: Path) -> str | None:
+        """git's name for the worktree at path, if it knows one there."""
+        for name in self.raw.list_worktrees():
+            if Path(self.raw.lookup_worktree(name).path).resolve() == path.resolve():
+                return str(name)
+        return None
 
     def prune_worktree(self, name: str) -> bool:
         """Forget a worktree whose directory is gone; True if one was pruned."""

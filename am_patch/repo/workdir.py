@@ -180,6 +180,12 @@ class Workdir(Trees):
                 full.unlink()
             prune_empty_dirs(self.root, path.rstrip("/"))
 
+    def remove_paths(self, paths: Iterable[str]) -> None:
+        """Remove files and directories ("dir/") a walk listed, never following a link."""
+        for path in sorted(paths, reverse=True):
+            _remove(self.root / path.rstrip("/"))
+            prune_empty_dirs(self.root, path.rstrip("/"))
+
     def _apply(
         self, changes: list[Change], tree: str, files: dict[str, tuple[str, int, Stat]]
     ) -> None:
