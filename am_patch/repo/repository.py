@@ -185,6 +185,10 @@ class Repo(Workdir):
         except KeyError:
             return None
 
+    def add_worktree(self, name: str, path: Path, branch: str) -> None:
+        ref = self.raw.branches.local[branch]
+        self.raw.add_worktree(name, str(path), ref)
+
     def worktree_at(self, path: Path) -> str | None:
         """git's name for the worktree at path, if it knows one there."""
         for name in self.raw.list_worktrees():
