@@ -33,6 +33,7 @@ class GateSpec:
     full_targets: tuple[str, ...] = (".",)
     timeout_s: int = 0  # 0: the config's gate_timeout_s
     rewrites: bool = False  # a formatter or fixer: its edits become part of the result
+    workers: str = ""  # pytest-xdist: "auto" (a process a CPU, when installed), a number, "off"
 
 
 _EXCLUDE = r"(^|/)(\.venv|venv|\.git|patches|build|\.tox|node_modules)(/|$)"
@@ -58,6 +59,7 @@ DEFAULT_GATES: tuple[GateSpec, ...] = (
         name="pytest",
         command=("{python}", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir=."),
         full_targets=(),
+        workers="auto",
     ),
     GateSpec(name="mypy", command=("{python}", "-m", "mypy", "{mypy_targets}"), full_targets=()),
 )
@@ -109,6 +111,7 @@ class Config:
     failure_zips_keep: int = field(default=5, metadata=WORKFLOW)
     gate_cache: bool = field(default=True, metadata=WORKFLOW)
     workspace_pool: int = field(default=2, metadata=WORKFLOW)  # idle worktrees kept for reuse
+    gate_jobs: int = field(default=0, metadata=WORKFLOW)  # checking gates at once; 0: one a CPU
     forbidden_paths: tuple[str, ...] = ()
     max_file_bytes: int = 50 * 1024 * 1024
     hook_gates_on_push: bool = True
@@ -278,6 +281,12 @@ class _Builder:
                 raise _config_error(f"gates.{name}.command", "a new gate needs a command")
             else:
                 known[name] = GateSpec(name=name, **attrs)
+        for name, spec in known.items():
+            if spec.workers not in ("", "auto", "off") and not spec.workers.isdigit():
+                raise _config_error(
+                    f"gates.{name}.workers",
+                    f"expected 'auto', 'off' or a number, got {spec.workers!r}",
+                )
         order = self.values.get("gates_order", DEFAULT_GATES_ORDER)
         for name in order:
             if name not in known:

@@ -13,6 +13,7 @@ from am_patch.config import Config
 from am_patch.landing import Landing
 from am_patch.layout import Layout
 from am_patch.options import RunOptions
+from am_patch.progress import Progress
 from am_patch.repo import CommitOid, Repo, Snapshot
 from am_patch.runlog import Summary
 from am_patch.verdicts import VerdictCache
@@ -41,6 +42,7 @@ class RunContext:
     landing: Landing | None = None  # what moved live main
     policy_changed: bool = False  # what lands changes the policy (a human allowed it)
     probing: sandbox.Probing | None = None  # the sandbox probe, running in the background
+    progress: Progress | None = None  # shows gates that run long
     finished: bool = False  # a stage ended the run early, successfully (-n with nothing to do)
     cleanups: list[Callable[[], None]] = field(default_factory=list)  # run whatever the outcome
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import configparser
-import dataclasses
 import logging
+import os
 import shutil
 import sys
+import threading
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from am_patch import limits, sandbox
 from am_patch.config import Config, GateSpec
 from am_patch.errors import Category, Refusal, RunnerError, Stage
 from am_patch.proc import ProcResult
+from am_patch.progress import Progress
 from am_patch.sandbox import Jail
 from am_patch.verdicts import VerdictCache
 
@@ -53,6 +55,7 @@ class Verdict:
     unsettled: bool = False  # a rewriter that never left the tree as it found it
     hint: str = ""  # what to do when the cause is known (the interpreter lacks the tool)
     stale: bool = False  # ran on a tree a rewriter changed since; the gates stopped before rerun
+    cancelled: bool = False  # stopped because another gate failed first
 
     @property
     def label(self) -> str:
@@ -60,6 +63,8 @@ class Verdict:
             return f"{self.name}: SKIPPED ({self.skipped})"
         if self.cached:
             return f"{self.name}: PASS (cached: this tree already passed)"
+        if self.cancelled:
+            return f"{self.name}: CANCELLED (another gate failed first)"
         shown = ", ".join(self.changed[:3])
         if self.unsettled:
             return f"{self.name}: FAIL (still changing {shown} after {REWRITE_ROUNDS} rounds)"
@@ -146,7 +151,67 @@ def _expand(spec: GateSpec, python: Path, targets: Sequence[str], root: Path) ->
             argv.extend(mypy_targets(root))
         else:
             argv.append(arg.replace("{python}", str(python)))
-    return tuple(argv)
+    return (*argv, *workers(spec, python, root))
+
+
+XDIST_FLAGS = ("-n", "--numprocesses", "no:xdist", "-p no:xdist")
+
+
+def workers(spec: GateSpec, python: Path, root: Path) -> tuple[str, ...]:
+    """`-n N` for pytest-xdist when the gate's `workers` asks for it (auto: one a CPU), the
+    interpreter has xdist, and the project's own pytest config does not decide it already."""
+    if spec.workers in ("", "off", "0", "1"):
+        return ()
+    if _pytest_sets_workers(root):
+        return ()
+    prefixes = sandbox.interpreter_dirs(python, root)
+    if not any(p.glob("lib/python3*/site-packages/xdist/__init__.py") for p in prefixes):
+        log.info(
+            "gate %s runs on one core: %s has no pytest-xdist (install it to use %d)",
+            spec.name,
+            python,
+            cpus(),
+        )
+        return ()
+    count = cpus() if spec.workers == "auto" else int(spec.workers)
+    return ("-n", str(count)) if count > 1 else ()
+
+
+def cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _pytest_sets_workers(root: Path) -> bool:
+    """The project's pytest config (any file pytest reads) already sets -n or turns xdist off."""
+    found: list[str] = []
+    for name in ("pyproject.toml", "pytest.toml", ".pytest.toml"):
+        path = root / name
+        if not path.is_file():
+            continue
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            continue
+        tables = [data.get("tool", {}).get("pytest", {}), data.get("pytest", {})]
+        tables.append(data.get("tool", {}).get("pytest", {}).get("ini_options", {}))
+        for table in tables:
+            opts = table.get("addopts", "") if isinstance(table, dict) else ""
+            found.append(" ".join(opts) if isinstance(opts, list) else str(opts))
+    for name, section in (
+        ("pytest.ini", "pytest"),
+        (".pytest.ini", "pytest"),
+        ("tox.ini", "pytest"),
+        ("setup.cfg", "tool:pytest"),
+    ):
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(root / name, encoding="utf-8")
+        except configparser.Error:
+            continue
+        found.append(parser.get(section, "addopts", fallback=""))
+    words = " ".join(found).split()
+    return any(w in XDIST_FLAGS or w.startswith(("-n", "--numprocesses=")) for w in words)
 
 
 def plan(
@@ -182,14 +247,36 @@ def plan(
     return planned
 
 
-def run_one(planned: Planned, jail: Jail, config: Config) -> Verdict:
+def run_one(
+    planned: Planned,
+    jail: Jail,
+    config: Config,
+    *,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> Verdict:
+    """Run one gate in its jail; `cancel` set stops it (another gate failed)."""
     name = planned.spec.name
     if planned.skip_reason:
         log.info("gate %s skipped: %s", name, planned.skip_reason)
         return Verdict(name=name, ok=True, skipped=planned.skip_reason)
     log.info("gate %s:", name)
     timeout = planned.spec.timeout_s or config.gate_timeout_s
-    result = jail.run(planned.argv, timeout_s=timeout or None)
+    if progress is not None:
+        progress.started(name)
+    try:
+        result = jail.run(
+            planned.argv,
+            timeout_s=timeout or None,
+            on_output=progress.output if progress is not None else None,
+            stop=cancel,
+        )
+    finally:
+        if progress is not None:
+            progress.finished(name)
+    if result.bound == "cancelled":
+        log.info("gate %s cancelled: another gate failed", name)
+        return Verdict(name=name, ok=False, result=result, cancelled=True)
     no_tests = name == "pytest" and result.returncode == PYTEST_NO_TESTS and not result.bound
     ok = result.ok or no_tests
     if result.timed_out:
@@ -214,49 +301,6 @@ def missing_module(argv: Sequence[str], result: ProcResult) -> str:
     )
 
 
-Tree = Mapping[str, tuple[str, int]]  # path -> (content hash, mode): a fingerprint's result
-Fingerprint = Callable[[], Tree]
-
-
-def differences(before: Tree, after: Tree) -> tuple[str, ...]:
-    return tuple(sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p)))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GateJails:
-    """One jail per gate: each sees only its own cache, so a test cannot poison mypy's cache."""
-
-    base: Jail
-    cache_dir: Path
-
-    def for_gate(self, name: str) -> Jail:
-        own = self.cache_dir / name
-        own.mkdir(parents=True, exist_ok=True)
-        env = dict(self.base.env) | {
-            "MYPY_CACHE_DIR": str(own / "mypy"),
-            "RUFF_CACHE_DIR": str(own / "ruff"),
-        }
-        return dataclasses.replace(self.base, extra_writable=(own,), env=env)
-
-
-def make_jails(
-    config: Config, *, live_root: Path, git_common_dir: Path, workdir: Path, cache_dir: Path
-) -> GateJails:
-    """The gates' jails: like the patch's, plus a writable cache; workdir's code comes first."""
-    src = workdir / "src"
-    base = sandbox.make_jail(
-        bwrap=config.bwrap,
-        enabled=config.sandbox == "bwrap" and config.sandbox_gates,
-        writable=workdir,
-        live_root=live_root,
-        git_common_dir=git_common_dir,
-        python=python_for(config, live_root),
-        extra_env={"PYTHONPATH": str(src if src.is_dir() else workdir)},
-        bounds=config.bounds,
-    )
-    return GateJails(base=base, cache_dir=cache_dir)
-
-
 def all_cached(planned: Sequence[Planned], cache: VerdictCache, tree: str) -> bool:
     return all(p.skip_reason or cache.passed(tree, p.spec.name, p.argv) for p in planned)
 
@@ -269,114 +313,6 @@ def record(
     for item in planned:
         if item.spec.name in ran:
             cache.record_pass(tree, item.spec.name, item.argv)
-
-
-def run_all(
-    planned: Sequence[Planned],
-    jails: GateJails,
-    config: Config,
-    *,
-    keep_going: bool,
-    fingerprint: Fingerprint,
-    cache: VerdictCache | None = None,
-    tree: str | None = None,
-) -> list[Verdict]:
-    """Run gates in order, reusing passes cached for tree, until every verdict is for the tree
-    the gates leave; stop at the first failure.
-
-    Only gates marked `rewrites` (formatter, fixer) may change files: a checking gate that
-    changes one fails, since the tree that would land is not the tree that passed. When a
-    rewriter changes the tree, every gate that ran on an earlier tree runs again, for at most
-    REWRITE_ROUNDS rounds; a rewriter still changing files in the last round fails. A cached
-    pass counts as run on the starting tree, `tree`. Blessed outputs (a gate's report) are
-    products, not inputs: they are left out of every comparison.
-    """
-    blessed = frozenset(config.blessed_outputs)
-
-    def take() -> Tree:
-        return {p: v for p, v in fingerprint().items() if p not in blessed}
-
-    current = start = take()
-    verdicts: dict[str, Verdict] = {}
-    ran_on: dict[str, Tree] = {}  # the tree each gate's verdict is for
-    todo = list(planned)
-    for round_no in range(1, REWRITE_ROUNDS + 1):
-        rewrote: dict[str, tuple[str, ...]] = {}
-        for item in todo:
-            name = item.spec.name
-            if item.skip_reason:
-                verdict = run_one(item, jails.for_gate(name), config)
-            elif round_no == 1 and cache and tree and cache.passed(tree, name, item.argv):
-                log.info("gate %s: cached pass for tree %s", name, tree)
-                verdict = Verdict(name=name, ok=True, cached=True)
-                ran_on[name] = start
-            else:
-                verdict = run_one(item, jails.for_gate(name), config)
-                after = take()
-                ran_on[name], changed = current, differences(current, after)
-                current = after
-                if changed and item.spec.rewrites:
-                    rewrote[name] = changed
-                elif changed:
-                    log.info("gate %s changed files while running: %s", name, ", ".join(changed))
-                    verdict = dataclasses.replace(verdict, ok=False, changed=changed)
-            verdicts[name] = verdict
-            if verdict.changed or (not verdict.ok and not keep_going):
-                return [
-                    dataclasses.replace(v, stale=ran_on.get(v.name, current) != current)
-                    for v in (verdicts[p.spec.name] for p in planned if p.spec.name in verdicts)
-                ]
-        todo = [p for p in planned if not p.skip_reason and ran_on[p.spec.name] != current]
-        if not todo:
-            break
-        if round_no == REWRITE_ROUNDS:  # only a rewriter changing files leaves gates behind
-            for name, changed in rewrote.items():
-                verdicts[name] = dataclasses.replace(
-                    verdicts[name], ok=False, changed=changed, unsettled=True
-                )
-            break
-        log.info(
-            "the rewriters changed %s: running %s again on the tree they left",
-            ", ".join(sorted({f for files in rewrote.values() for f in files})[:5]),
-            ", ".join(p.spec.name for p in todo),
-        )
-    return [verdicts[p.spec.name] for p in planned]
-
-
-def run_in(
-    config: Config,
-    *,
-    workdir: Path,
-    cache_dir: Path,
-    project_root: Path,
-    git_common_dir: Path,
-    touched: Sequence[str],
-    cache: VerdictCache,
-    tree: str | None,
-    fingerprint: Fingerprint,
-) -> tuple[list[Planned], list[Verdict]]:
-    """Plan and run the gates on workdir, each in its jail, reusing the passes cached for tree."""
-    python = python_for(config, project_root)
-    planned = plan(
-        config, changed=touched, root=workdir, python=python, run_all=config.run_all_gates
-    )
-    jails = make_jails(
-        config,
-        live_root=project_root,
-        git_common_dir=git_common_dir,
-        workdir=workdir,
-        cache_dir=cache_dir,
-    )
-    verdicts = run_all(
-        planned,
-        jails,
-        config,
-        keep_going=config.allow_gates_fail,
-        cache=cache,
-        tree=tree,
-        fingerprint=fingerprint,
-    )
-    return planned, verdicts
 
 
 def failure(verdicts: Sequence[Verdict], stage: Stage) -> RunnerError:
@@ -402,7 +338,7 @@ def failure(verdicts: Sequence[Verdict], stage: Stage) -> RunnerError:
             f"gate {first.name} changed {shown} while it ran; only formatters "
             "(rewrites = true) may change files",
         )
-    first = next(v for v in verdicts if not v.ok)
+    first = next(v for v in verdicts if not v.ok and not v.cancelled)
     timed_out = first.result is not None and first.result.timed_out
     return RunnerError(
         stage,

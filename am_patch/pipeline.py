@@ -21,8 +21,9 @@ from am_patch.interrupts import Terminated, signal_of, stop_signals_raise
 from am_patch.layout import Layout, UnsafePath
 from am_patch.lock import RunLock
 from am_patch.options import Mode, RunOptions
+from am_patch.progress import Progress
 from am_patch.repo import Repo
-from am_patch.runlog import RunLog, Summary
+from am_patch.runlog import RunLog, Summary, say
 
 log = logging.getLogger("am_patch")
 
@@ -143,10 +144,11 @@ def run(live: Repo, options: RunOptions) -> Outcome:
         try:
             ctx = _context(live, options, summary, runlog)
             try:
-                for spec in stages_for(ctx.options):
-                    if ctx.finished:
-                        break
-                    _run_stage(ctx, spec)
+                with Progress(heartbeat=say) as ctx.progress:
+                    for spec in stages_for(ctx.options):
+                        if ctx.finished:
+                            break
+                        _run_stage(ctx, spec)
             finally:
                 for cleanup in ctx.cleanups:
                     cleanup()

@@ -124,16 +124,23 @@ class Jail:
         *,
         timeout_s: float | None,
         on_output: Callable[[bytes], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> proc.ProcResult:
-        """Run command in the jail within its bounds; a hit bound is the result's `bound`."""
+        """Run command in the jail within its bounds; a hit bound is the result's `bound`, and
+        `stop` set ends it early (bound "cancelled")."""
         # bwrap itself gets the minimal environment too: its pid 1 in the jail keeps the
         # environment it was started with, readable there as /proc/1/environ
         env = dict(self.env)
         cwd = self.chdir or self.writable
-        watch = None
+        disk = None
         if self.bounds.disk_bytes:
-            roots = (self.writable, *self.extra_writable)
-            watch = limits.DiskWatch(roots, self.bounds.disk_bytes)
+            disk = limits.DiskWatch((self.writable, *self.extra_writable), self.bounds.disk_bytes)
+
+        def watch() -> str | None:
+            if stop is not None and stop.is_set():
+                return "cancelled"
+            return disk() if disk is not None else None
+
         with limits.bounded(self.bounds) as bounded:
             result = proc.run(
                 self.argv(command),
@@ -149,7 +156,7 @@ class Jail:
                 hit = bounded.hit(result.returncode, result.output)
                 if hit:
                     result = dataclasses.replace(result, bound=hit)
-        if result.bound:
+        if result.bound and result.bound in limits.BOUND_KEYS:
             log.info("  -> stopped by %s", limits.describe(result.bound, self.bounds))
         return result
 

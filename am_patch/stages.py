@@ -362,7 +362,7 @@ def gate_workspace(
         cache=ctx.cache,
         project_root=ctx.live.root,
         scratch_parent=ws.dir,  # the export is this issue's, next to its worktree
-        cache_dir=ws.cache_dir,
+        progress=ctx.progress,
     )
     judge(ctx, checked.verdicts, Stage.GATES)
     if checked.tree != snap.tree:
@@ -385,6 +385,7 @@ def gate_tree(ctx: RunContext, tree: str, touched: tuple[str, ...], stage: Stage
         cache=ctx.cache,
         project_root=ctx.live.root,
         scratch_parent=ctx.layout.mkdir(ctx.layout.workspaces),
+        progress=ctx.progress,
     )
     judge(ctx, checked.verdicts, stage)
     return checked.tree

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from am_patch.config import Config
-from am_patch.gates import (
-    Fingerprint,
-    Tree,
-    Verdict,
-    all_cached,
-    differences,
-    plan,
-    python_for,
-    record,
-    run_in,
-)
+from am_patch.gates import Verdict, all_cached, plan, python_for, record
+from am_patch.gating import Tree, differences, dir_fingerprint, make_jails, run_all
+from am_patch.layout import Layout
+from am_patch.progress import Progress
 from am_patch.repo import Repo
 from am_patch.verdicts import VerdictCache
 
@@ -56,24 +47,24 @@ def check_tree(
     cache: VerdictCache,
     project_root: Path,
     scratch_parent: Path | None = None,
-    cache_dir: Path | None = None,
+    progress: Progress | None = None,
 ) -> TreeCheck:
     """Gate exactly `tree`, exported to a scratch directory; nothing else is touched.
 
     Nothing is exported when nothing would run: every gate skipped for `touched` (a docs-only
     commit) or cached for `tree`. The passes are recorded for the tree the gates leave, which
     is `tree` unless a formatter rewrote a file or a gate wrote a blessed output (a report).
-    The gates' tool caches go to cache_dir when given (a workspace's, kept between attempts),
-    else to a scratch one.
+    The tools keep their warm caches in the repository's git directory (toolcache).
     """
     # Planned against tree's own entries, so the skip decision is the export's. Only mypy's
     # default targets come from the project root's config; a pass cached under them is still a
     # pass of that exact command on this exact tree.
+    python = python_for(config, project_root)
     early = plan(
         config,
         changed=touched,
         root=project_root,
-        python=python_for(config, project_root),
+        python=python,
         run_all=config.run_all_gates,
         exists=lambda path: repo.entry(tree, path) is not None,
     )
@@ -96,16 +87,27 @@ def check_tree(
             seen.setdefault("first", seen["last"])
             return seen["last"]
 
-        planned, verdicts = run_in(
+        planned = plan(
+            config, changed=touched, root=root, python=python, run_all=config.run_all_gates
+        )
+        jails = make_jails(
             config,
-            workdir=root,
-            cache_dir=cache_dir or Path(tmp) / "cache",
-            project_root=project_root,
+            live_root=project_root,
             git_common_dir=repo.common_dir,
-            touched=touched,
+            workdir=root,
+            scratch=Path(tmp) / "cache",
+            layout=None if repo.is_bare else Layout(repo.root, repo.common_dir),
+        )
+        verdicts = run_all(
+            planned,
+            jails,
+            config,
+            root=root,
+            keep_going=config.allow_gates_fail,
             cache=cache,
             tree=tree,
             fingerprint=fingerprint,
+            progress=progress,
         )
         blessed = set(config.blessed_outputs)
         # a rewriter run on its full targets (-r) may change files beyond the touched ones
@@ -115,24 +117,3 @@ def check_tree(
         record(planned, verdicts, cache, after)
         rewritten = [c.path for c in repo.diff_trees(tree, after) if c.path not in blessed]
         return TreeCheck(verdicts=verdicts, tree=after, rewritten=rewritten)
-
-
-def dir_fingerprint(root: Path) -> Fingerprint:
-    """Content hashes of every file under root (a temporary export: no ignore rules apply)."""
-
-    def take() -> Tree:
-        found: dict[str, tuple[str, int]] = {}
-        for dirpath, _, files in os.walk(root):
-            for name in files:
-                full = os.path.join(dirpath, name)
-                rel = os.path.relpath(full, root)
-                if os.path.islink(full):
-                    digest = hashlib.sha1(os.fsencode(os.readlink(full))).hexdigest()
-                    found[rel] = (digest, 0o120000)
-                elif os.path.isfile(full):
-                    with open(full, "rb") as handle:
-                        digest = hashlib.file_digest(handle, "sha1").hexdigest()
-                    found[rel] = (digest, os.stat(full).st_mode)
-        return found
-
-    return take

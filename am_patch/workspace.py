@@ -91,10 +91,6 @@ class Workspace:
         return self.dir / "repo"
 
     @property
-    def cache_dir(self) -> Path:
-        return self.dir / "cache"
-
-    @property
     def input_dir(self) -> Path:
         """Where the patch input is copied for the run: the jail exposes it read-only."""
         return self.dir / "input"

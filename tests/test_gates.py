@@ -135,7 +135,8 @@ def test_gates_order_decides_which_failure_is_reported(project: Project) -> None
     out = project.run("47", "Both broken", "--override", 'gates_order=["mypy", "pytest"]')
     assert out.result_line == "RESULT: FAIL GATES:MYPY"
     assert_nothing_landed(project, before, out)
-    assert [line.split()[1] for line in gate_lines(out)] == ["mypy:"]
+    # side by side, pytest may have run or been cancelled; it never decides the result
+    assert next(line.split()[1] for line in gate_lines(out)) == "mypy:"
 
 
 def test_per_gate_timeout_fails_the_gate(project: Project) -> None:

@@ -18,10 +18,12 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         "am_patch errors flags layout limits proc crash interrupts repo.objects",
         # git, config and the run's own files
         "git config runlog lock verdicts repo.walk repo.trees repo.workdir repo.repository repo",
+        "progress",
         # the domain: one noun each
         "pool sandbox policy preflight patchfile archive publish options",
         "workspace",
-        "scope gates apply landing",
+        "scope gates apply landing toolcache",
+        "gating",
         "treecheck audit",
         # a run: its context, its stages, their order
         "context",

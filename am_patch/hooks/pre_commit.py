@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -91,10 +92,18 @@ def check_gates(repo: Repo, config: Config, tree: str, base: str) -> TreeCheck:
     # Imported here, not at the top: the scope hook runs on every commit and must start fast
     # (bench/hook_scope.py); the gate machinery costs it a fifth of its start-up.
     from am_patch import treecheck
+    from am_patch.progress import Progress
     from am_patch.verdicts import VerdictCache
 
     touched = [c.path for c in repo.diff_trees(base, tree)]
     cache = VerdictCache(Layout(repo.root, repo.common_dir), enabled=config.gate_cache)
-    return treecheck.check_tree(
-        config, repo, tree=tree, touched=touched, cache=cache, project_root=repo.root
-    )
+    with Progress(sys.stderr) as progress:
+        return treecheck.check_tree(
+            config,
+            repo,
+            tree=tree,
+            touched=touched,
+            cache=cache,
+            project_root=repo.root,
+            progress=progress,
+        )

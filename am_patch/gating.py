@@ -1,0 +1,313 @@
+"""Running the planned gates on one tree: the rewriters (formatters, fixers) first, one after
+another until they leave the tree alone, then every checking gate side by side, each in its own
+jail and its own copy of the tree, so that no gate can change what another one judges.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import shutil
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from am_patch import sandbox, toolcache
+from am_patch.config import Config
+from am_patch.gates import REWRITE_ROUNDS, Planned, Verdict, cpus, python_for, run_one
+from am_patch.layout import Layout
+from am_patch.progress import Progress
+from am_patch.sandbox import Jail
+from am_patch.verdicts import VerdictCache
+
+log = logging.getLogger("am_patch")
+
+Tree = Mapping[str, tuple[str, int]]  # path -> (content hash, mode): a fingerprint's result
+Fingerprint = Callable[[], Tree]
+
+
+def differences(before: Tree, after: Tree) -> tuple[str, ...]:
+    return tuple(sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GateJails:
+    """A jail per gate and tree copy: the copy writable, the gate's own cache writable, nothing
+    of another gate's; each gate's tool cache is a warm one kept per live repo when toolcache
+    allows it, else a scratch one."""
+
+    base: Jail
+    scratch: Path  # for the caches that are not kept
+    layout: Layout | None  # where kept caches live; None: keep none
+    prefixes: tuple[Path, ...]  # the gate interpreter's installation (for tool versions)
+
+    def for_gate(self, item: Planned, root: Path) -> Jail:
+        name = item.spec.name
+        own = None
+        if self.layout is not None:
+            own = toolcache.cache_dir(
+                self.layout, name, item.spec.command, item.argv, root, self.prefixes
+            )
+        if own is None:
+            own = self.scratch / name
+            own.mkdir(parents=True, exist_ok=True)
+        src = root / "src"
+        env = dict(self.base.env) | {
+            "MYPY_CACHE_DIR": str(own / "mypy"),
+            "RUFF_CACHE_DIR": str(own / "ruff"),
+            "PYTHONPATH": str(src if src.is_dir() else root),
+            "COVERAGE_FILE": "/tmp/.coverage",  # never into the tree
+        }
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode goes to the jail's own /tmp
+        return dataclasses.replace(
+            self.base, writable=root, chdir=root, extra_writable=(own,), env=env
+        )
+
+
+def make_jails(
+    config: Config,
+    *,
+    live_root: Path,
+    git_common_dir: Path,
+    workdir: Path,
+    scratch: Path,
+    layout: Layout | None,
+) -> GateJails:
+    """The gates' jails: like the patch's, plus a writable cache; the tree's code comes first."""
+    python = python_for(config, live_root)
+    base = sandbox.make_jail(
+        bwrap=config.bwrap,
+        enabled=config.sandbox == "bwrap" and config.sandbox_gates,
+        writable=workdir,
+        live_root=live_root,
+        git_common_dir=git_common_dir,
+        python=python,
+        bounds=config.bounds,
+    )
+    prefixes = sandbox.interpreter_dirs(python, live_root)
+    return GateJails(base=base, scratch=scratch, layout=layout, prefixes=prefixes)
+
+
+@dataclass(slots=True)
+class _Round:
+    """What the rewriters did so far: each verdict, the tree it is for, the tree now."""
+
+    verdicts: dict[str, Verdict]
+    ran_on: dict[str, Tree]
+    current: Tree
+
+
+def run_all(
+    planned: Sequence[Planned],
+    jails: GateJails,
+    config: Config,
+    *,
+    root: Path,
+    keep_going: bool,
+    fingerprint: Fingerprint,
+    cache: VerdictCache | None = None,
+    tree: str | None = None,
+    progress: Progress | None = None,
+) -> list[Verdict]:
+    """Run the gates on the tree at root, reusing passes cached for `tree`; a verdict each, in
+    gates_order.
+
+    The rewriters run first, in order, again and again while one of them changes the tree, for
+    at most REWRITE_ROUNDS rounds (one still changing files then fails). Then the checking gates
+    run, up to gate_jobs at once, each on its own copy of the settled tree: a checking gate that
+    changes a file fails, since the tree that would land is not the tree that passed. Without
+    -g the first failure stops the gates still running. A cached pass counts for `tree`, the
+    tree before any rewriter ran. Blessed outputs (a gate's report) are products, not inputs:
+    they are left out of every comparison and copied back to root.
+    """
+    blessed = frozenset(config.blessed_outputs)
+
+    def take() -> Tree:
+        return {p: v for p, v in fingerprint().items() if p not in blessed}
+
+    start = take()
+    state = _Round(verdicts={}, ran_on={}, current=start)
+    for item in planned:
+        if item.skip_reason:
+            state.verdicts[item.spec.name] = run_one(item, jails.for_gate(item, root), config)
+    rewriters = [p for p in planned if p.spec.rewrites and not p.skip_reason]
+    if not _rewrite(rewriters, state, jails, config, root, take, cache, tree, keep_going, progress):
+        return _in_order(planned, state, stop=True)
+    unchanged = state.current == start
+    todo = []
+    for item in planned:
+        name = item.spec.name
+        if item.spec.rewrites or item.skip_reason:
+            continue
+        if unchanged and cache and tree and cache.passed(tree, name, item.argv):
+            log.info("gate %s: cached pass for tree %s", name, tree)
+            state.verdicts[name] = Verdict(name=name, ok=True, cached=True)
+        else:
+            todo.append(item)
+    state.verdicts.update(_check(todo, jails, config, root, blessed, keep_going, progress))
+    return _in_order(planned, state, stop=False)
+
+
+def _rewrite(
+    rewriters: Sequence[Planned],
+    state: _Round,
+    jails: GateJails,
+    config: Config,
+    root: Path,
+    take: Fingerprint,
+    cache: VerdictCache | None,
+    tree: str | None,
+    keep_going: bool,
+    progress: Progress | None,
+) -> bool:
+    """The rewriters to a fixpoint; False when the gates must stop (a failure without -g, or
+    a rewriter that never settles)."""
+    for round_no in range(1, REWRITE_ROUNDS + 1):
+        rewrote: dict[str, tuple[str, ...]] = {}
+        for item in rewriters:
+            name = item.spec.name
+            if round_no == 1 and cache and tree and cache.passed(tree, name, item.argv):
+                log.info("gate %s: cached pass for tree %s", name, tree)
+                state.verdicts[name] = Verdict(name=name, ok=True, cached=True)
+                state.ran_on[name] = state.current
+                continue
+            verdict = run_one(item, jails.for_gate(item, root), config, progress=progress)
+            after = take()
+            state.ran_on[name], changed = state.current, differences(state.current, after)
+            state.current = after
+            if changed:
+                rewrote[name] = changed
+            state.verdicts[name] = verdict
+            if not verdict.ok and not keep_going:
+                return False
+        if not rewrote:
+            return True
+        if round_no == REWRITE_ROUNDS:
+            for name, changed in rewrote.items():
+                state.verdicts[name] = dataclasses.replace(
+                    state.verdicts[name], ok=False, changed=changed, unsettled=True
+                )
+            return False
+        log.info(
+            "the rewriters changed %s: running them again on the tree they left",
+            ", ".join(sorted({f for files in rewrote.values() for f in files})[:5]),
+        )
+    return True
+
+
+def _check(
+    todo: Sequence[Planned],
+    jails: GateJails,
+    config: Config,
+    root: Path,
+    blessed: frozenset[str],
+    keep_going: bool,
+    progress: Progress | None,
+) -> dict[str, Verdict]:
+    """The checking gates side by side (gate_jobs at once), each on a copy of the tree but the
+    first. Without -g a failure cancels the gates after it in gates_order, never one before it:
+    the failure reported is the first in gates_order, however the gates raced."""
+    if not todo:
+        return {}
+    stops = [threading.Event() for _ in todo]  # stops[i]: a gate before the i-th failed
+    jobs = max(1, min(config.gate_jobs or cpus(), len(todo)))
+    if jobs == 1:  # one after another on the same tree, each between two fingerprints
+        roots = [root] * len(todo)
+    else:
+        roots = [root, *(_copy(root, item.spec.name) for item in todo[1:])]
+
+    def one(number: int, item: Planned, where: Path) -> Verdict:
+        if stops[number].is_set():
+            return Verdict(name=item.spec.name, ok=False, cancelled=True)
+        walk = _fingerprint(where, blessed)
+        before = walk()
+        jail = jails.for_gate(item, where)
+        verdict = run_one(item, jail, config, progress=progress, cancel=stops[number])
+        changed = differences(before, walk())
+        if changed:
+            log.info("gate %s changed files while running: %s", item.spec.name, ", ".join(changed))
+            verdict = dataclasses.replace(verdict, ok=False, changed=changed)
+        if not verdict.ok and not verdict.cancelled and not keep_going:
+            for later in stops[number + 1 :]:
+                later.set()
+        if where != root:
+            _bring_back(where, root, blessed)
+        return verdict
+
+    try:
+        if jobs == 1:
+            found = [one(number, item, roots[number]) for number, item in enumerate(todo)]
+        else:
+            with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="gate") as pool:
+                try:
+                    found = list(pool.map(one, range(len(todo)), todo, roots))
+                except BaseException:  # Ctrl-C, SIGTERM: the running gates are killed, not awaited
+                    for stop in stops:
+                        stop.set()
+                    raise
+    finally:
+        for copy in set(roots) - {root}:
+            shutil.rmtree(copy.parent, ignore_errors=True)
+    return {v.name: v for v in found}
+
+
+def _copy(root: Path, name: str) -> Path:
+    """A private copy of the tree at root, beside it, for one gate."""
+    target = root.parent / f"{root.name}-{name}" / root.name
+    shutil.copytree(root, target, symlinks=True)
+    return target
+
+
+def _bring_back(copy: Path, root: Path, blessed: frozenset[str]) -> None:
+    """Blessed outputs a gate wrote in its copy: products of the tree, into root."""
+    for rel in blessed:
+        made = copy / rel
+        if made.is_file() and not made.is_symlink():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(made, root / rel)
+
+
+def _fingerprint(root: Path, blessed: frozenset[str]) -> Fingerprint:
+    walk = dir_fingerprint(root)
+
+    def take() -> Tree:
+        return {p: v for p, v in walk().items() if p not in blessed}
+
+    return take
+
+
+def _in_order(planned: Sequence[Planned], state: _Round, *, stop: bool) -> list[Verdict]:
+    """The verdicts in gates_order; when the gates stopped early, a verdict for an earlier tree
+    is marked stale (never cached) and the gates that never ran are left out."""
+    found = [state.verdicts[p.spec.name] for p in planned if p.spec.name in state.verdicts]
+    if not stop:
+        return found
+    return [
+        dataclasses.replace(v, stale=state.ran_on.get(v.name, state.current) != state.current)
+        for v in found
+    ]
+
+
+def dir_fingerprint(root: Path) -> Fingerprint:
+    """Content hashes of every file under root (a temporary export: no ignore rules apply)."""
+
+    def take() -> Tree:
+        found: dict[str, tuple[str, int]] = {}
+        for dirpath, _, files in os.walk(root):
+            for name in files:
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, root)
+                if os.path.islink(full):
+                    digest = hashlib.sha1(os.fsencode(os.readlink(full))).hexdigest()
+                    found[rel] = (digest, 0o120000)
+                elif os.path.isfile(full):
+                    with open(full, "rb") as handle:
+                        digest = hashlib.file_digest(handle, "sha1").hexdigest()
+                    found[rel] = (digest, os.stat(full).st_mode)
+        return found
+
+    return take
