@@ -62,7 +62,6 @@ class GateJails:
             "PYTHONPATH": str(src if src.is_dir() else root),
             "COVERAGE_FILE": "/tmp/.coverage",  # never into the tree
         }
-        env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode goes to the jail's own /tmp
         return dataclasses.replace(
             self.base, writable=root, chdir=root, extra_writable=(own,), env=env
         )
