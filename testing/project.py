@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from am_patch.crash import ENV as CRASH_ENV
-from am_patch.demo import GIT_IDENTITY, make_project
+from am_patch.demo import GIT_IDENTITY, PROJECT_FILES, make_project
 
 NO_GATES = ("--override", "gates_order=[]")
 CALC = "src/democalc/calc.py"  # the demo project's module
@@ -98,8 +102,17 @@ class Project:
 
     @classmethod
     def create(cls, base: Path, files: dict[str, str] | None = None) -> Project:
-        origin, live = make_project(base, files)
-        (live / "patches").mkdir()
+        """The demo project (or one of `files`) pushed to a bare origin. The demo project is
+        built once per test process and copied: a copy is a fraction of eight git commands."""
+        if files is None:
+            template = _template()
+            shutil.copytree(template, base, symlinks=True)
+            config = base / "live" / ".git" / "config"
+            config.write_text(config.read_text().replace(str(template), str(base.resolve())))
+            origin, live = base.resolve() / "origin.git", base.resolve() / "live"
+        else:
+            origin, live = make_project(base, files)
+            (live / "patches").mkdir()
         return cls(base=base, origin=origin, live=live)
 
     @property
@@ -331,6 +344,22 @@ def live_state(project: Project) -> LiveState:
         hooks=_tree_files(project.live / ".git" / "hooks"),
         origin_hooks=_tree_files(project.origin / "hooks"),
     )
+
+
+@functools.cache
+def _template() -> Path:
+    """The test project as tests start it: the demo project, except that its pytest never uses
+    pytest-xdist (installed for am-patch's own tests, it would add a second of worker start-up
+    to every gate run of a two-test project)."""
+    base = Path(tempfile.mkdtemp(prefix="am-patch-template-"))
+    atexit.register(shutil.rmtree, base, ignore_errors=True)
+    files = dict(PROJECT_FILES)
+    files["pyproject.toml"] = files["pyproject.toml"].replace(
+        'pythonpath = ["src"]\n', 'pythonpath = ["src"]\n        addopts = "-p no:xdist"\n'
+    )
+    _, live = make_project(base, files)
+    (live / "patches").mkdir()
+    return base
 
 
 def outside_tmp_dir() -> Path:

@@ -162,7 +162,13 @@ def test_a_changed_tool_config_drops_the_warm_cache(project: Project) -> None:
     assert second != first and not first.exists()
 
 
+NO_XDIST = 'addopts = "-p no:xdist"'  # how the test project keeps its two tests quick
+
+
 def test_pytest_runs_on_every_core_when_xdist_is_installed(project: Project) -> None:
+    pyproject = project.live / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(NO_XDIST, ""))
+    project.commit_all("Let xdist be")
     readme_patch(project)
 
     out = project.run("1", "xdist", "-r", "--override", "gates_order=['pytest']")
@@ -172,6 +178,9 @@ def test_pytest_runs_on_every_core_when_xdist_is_installed(project: Project) -> 
 
 
 def test_pytest_workers_off_and_a_project_setting_n_keep_one_process(project: Project) -> None:
+    pyproject = project.live / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace(NO_XDIST, ""))
+    project.commit_all("Let xdist be")
     readme_patch(project)
     out = project.run(
         "1",
@@ -184,11 +193,9 @@ def test_pytest_workers_off_and_a_project_setting_n_keep_one_process(project: Pr
     )
     assert_success(out)
     assert not re.search(r"-m pytest .* -n \d", project.log_of(out))
-    pyproject = project.live / "pyproject.toml"
+    text = pyproject.read_text()
     pyproject.write_text(
-        pyproject.read_text().replace(
-            'pythonpath = ["src"]', 'pythonpath = ["src"]\naddopts = "-n 1"'
-        )
+        text.replace('pythonpath = ["src"]', 'pythonpath = ["src"]\naddopts = "-n 1"')
     )
     project.commit_all("The project decides xdist's workers")
     project.patch("issue_7.py", ["README.md"], "Path('README.md').write_text('y\\n')\n")
