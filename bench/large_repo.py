@@ -327,6 +327,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"= {ratio:5.2f}x worktree add (goal <= {goal}x: {verdict}){slower}"
         )
         previous = run.total
+    fastest = min(adds)  # a checkout on a file system no deletion has slowed down
+    print(
+        f"against the fastest worktree add ({fastest:.2f} s): "
+        + ", ".join(f"issue {r.issue} {r.total / fastest:.2f}x" for r in runs)
+    )
     for run in runs:
         print(f"issue {run.issue}: stages as printed (time since the previous stage line)")
         print("\n".join(stages(run)))
