@@ -71,6 +71,18 @@ def _issue_id(text: str) -> str:
     return text
 
 
+def _seconds(text: str | None) -> float:
+    if text is None:
+        return 0
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 86400:
+        raise UsageError(f"--wait takes a number of seconds (0 to 86400), got {text!r}")
+    return value
+
+
 def _message(text: str) -> str:
     if not text.strip():
         raise UsageError("MESSAGE must not be empty")
@@ -89,6 +101,7 @@ def parse_options(args: argparse.Namespace) -> RunOptions:
     if (finalize_live or finalize_ws) and args.test_mode:
         raise UsageError("--test-mode applies to workspace mode only")
     common: dict[str, Any] = {
+        "wait_s": _seconds(args.wait),
         "allow_policy_change": args.allow_policy_change,
         "config": args.config and Path(args.config),
         "overrides": tuple(args.override),

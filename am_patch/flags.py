@@ -170,6 +170,12 @@ FLAGS: tuple[Flag, ...] = (
         "hook config); never a config key",
         group="Safety",
     ),
+    Flag(
+        ("--wait",),
+        "wait up to SECONDS for another run of the same issue to end (default: refuse at once)",
+        metavar="SECONDS",
+        group="Run",
+    ),
     Flag(("--config",), "config file to use", metavar="PATH", group="Config"),
     Flag(
         ("--override",),

@@ -131,11 +131,17 @@ def _put_back_files(live: Repo, landing: Landing) -> bool:
 
 
 def undo(live: Repo, landing: Landing) -> list[str]:
-    """Put the branch, index and paths back to the old commit (a live gate failed); the paths
-    whose files you edited meanwhile keep your edit (only their index entries move)."""
+    """Put the branch, index and paths back to the old commit (a live gate failed, origin moved);
+    the paths whose files you edited meanwhile keep your edit (only their index entries move).
+    Journaled as a landing the other way, so a kill halfway is recovered like one."""
+    back = Landing(branch=landing.branch, old=landing.new, new=landing.old, paths=landing.paths)
+    journal = write_journal(live, back)
     if not live.cas_ref(f"refs/heads/{landing.branch}", landing.new, landing.old, "am-patch: undo"):
+        journal.unlink(missing_ok=True)
         return []
+    crash.point("undone")
     kept = _sync_paths(live, landing.new, landing.old, landing.paths)
+    journal.unlink(missing_ok=True)
     log.info("promotion undone: %s back at %s", landing.branch, landing.old)
     return kept
 

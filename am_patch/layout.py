@@ -63,7 +63,12 @@ class Layout:
 
     @property
     def lock(self) -> Path:
+        """The landing lock: one landing at a time (lock.py)."""
         return self.patches / "am_patch.lock"
+
+    def issue_lock(self, label: str) -> Path:
+        """One run of an issue at a time."""
+        return self.patches / "locks" / f"{label}.lock"
 
     @property
     def newest_log(self) -> Path:
@@ -126,7 +131,7 @@ class Layout:
 
     def check_all(self) -> None:
         """Before a run writes anything: none of am-patch's own paths is a link."""
-        for path in (self.lock, self.newest_log.parent, self.logs, self.workspaces):
+        for path in (self.lock, self.patches / "locks", self.logs, self.workspaces):
             self.check(path)
         for path in (self.filed("successful"), self.filed("unsuccessful"), self.success_zip):
             self.check(path)

@@ -35,6 +35,7 @@ class RunOptions:
     config: Path | None = None  # --config
     config_rel: str | None = None  # --config, when it is a file of the work tree
     overrides: tuple[str, ...] = ()
+    wait_s: float = 0  # --wait: how long to wait for another run of the same issue
     flag_keys: Mapping[str, Any] = field(default_factory=dict)  # config keys the switches set
     test_mode: bool = False
     disable_promotion: bool = False

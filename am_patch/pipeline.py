@@ -19,7 +19,7 @@ from am_patch.context import RunContext
 from am_patch.errors import Category, Refusal, RunnerError, Stage
 from am_patch.interrupts import Terminated, signal_of, stop_signals_raise
 from am_patch.layout import Layout, UnsafePath
-from am_patch.lock import RunLock
+from am_patch.lock import issue_lock
 from am_patch.options import Mode, RunOptions
 from am_patch.progress import Progress
 from am_patch.repo import Repo
@@ -115,8 +115,9 @@ class Outcome:
 
 
 def run(live: Repo, options: RunOptions) -> Outcome:
-    """One run, under the repo's lock and with its own log: the stages of its mode, then the
-    summary and the archives. Every failure of the run ends up in the summary."""
+    """One run, under its issue's lock and with its own log: the stages of its mode, then the
+    summary and the archives. Every failure of the run ends up in the summary. Runs of other
+    issues go on side by side; only their landings take turns (the landing lock)."""
     layout = Layout(live.root, live.common_dir)
     try:
         layout.check_all()
@@ -126,7 +127,7 @@ def run(live: Repo, options: RunOptions) -> Outcome:
     signal: int | None = None
     with (
         stop_signals_raise() as stop,
-        RunLock(layout) as lock,
+        issue_lock(layout, options.log_label, wait_s=options.wait_s) as lock,
         RunLog(layout, options.log_label) as runlog,
     ):
         live.add_exclude("/patches/")
@@ -152,6 +153,7 @@ def run(live: Repo, options: RunOptions) -> Outcome:
             finally:
                 for cleanup in ctx.cleanups:
                     cleanup()
+                ctx.let_go_of_landing()
                 if ctx.workspace is not None and ctx.workspace.repo_dir.is_dir():
                     ctx.workspace.memory.persist()  # what its files are: the next run reads less
         except RunnerError as exc:

@@ -33,9 +33,11 @@ def promote_workspace(ctx: RunContext) -> None:
         ctx.finished = True
         return
     for _ in range(cfg.max_rebase_attempts + 1):
+        ctx.hold_landing()  # another run's landing ends first; main stays put while held
         live_head = live.ref_commit(f"refs/heads/{ctx.branch}")
         if live_head is None or live_head == ws.meta.base:
             break
+        ctx.let_go_of_landing()  # rebasing and gating again take long: others may land
         paths = landing.carry_over(live, cfg, base=ws.meta.base, live_head=live_head, paths=paths)
         if not paths:
             ctx.summary.files = []
@@ -101,6 +103,7 @@ def commit_live(ctx: RunContext) -> None:
     already are in the working tree (a formatter's edits aside, which follow)."""
     assert ctx.head is not None and ctx.snapshot is not None
     live, head, snap = ctx.live, ctx.head, ctx.snapshot
+    ctx.hold_landing()
     commit = live.commit(ctx.gated_tree, [head], ctx.options.message)
     if ctx.gated_tree != snap.tree:
         say("[finalize] the formatter changed some files; the live files get its version")
@@ -199,11 +202,31 @@ def _gate_landed(ctx: RunContext, commit: CommitOid, paths: tuple[str, ...]) -> 
 
 def push(ctx: RunContext) -> None:
     """Push exactly the landed commit (telling a guarded server when a human allowed a policy
-    change), then drop the workspace (or keep it, based on the landed commit, with -k)."""
+    change), then drop the workspace (or keep it, based on the landed commit, with -k).
+
+    When origin refuses it because another runner pushed first, the landing is undone, live
+    main fast-forwarded to origin's, and the result rebased onto it, gated again, landed and
+    pushed again, at most max_rebase_attempts times: origin only ever gets a gated tree, and
+    after a success live main is what origin accepted.
+    """
     assert ctx.landing is not None
-    options = (policy.PUSH_OPTION,) if ctx.policy_changed else ()
-    publish.push_landed(ctx.live, ctx.config, ctx.landing.new, ctx.branch, ctx.summary, options)
+    cfg, live = ctx.config, ctx.live
+    if not live.has_remote(cfg.remote):
+        ctx.summary.push = "SKIPPED"
+        say(f"[push] skipped: no remote {cfg.remote!r}")
+    else:
+        options = (policy.PUSH_OPTION,) if ctx.policy_changed else ()
+        for attempt in range(cfg.max_rebase_attempts + 1):
+            pushed = publish.push(live, cfg.remote, ctx.landing.new, ctx.branch, options)
+            if pushed.ok or not pushed.behind or ctx.workspace is None:
+                break
+            if attempt == cfg.max_rebase_attempts:
+                break
+            _catch_up_with_origin(ctx)
+            assert ctx.landing is not None
+        publish.report(pushed, cfg, ctx.branch, ctx.summary)
     crash.point("pushed")
+    ctx.let_go_of_landing()
     ws = ctx.workspace
     if ws is None or ctx.options.mode is Mode.FINALIZE_LIVE:
         return
@@ -211,6 +234,44 @@ def push(ctx: RunContext) -> None:
         wsp.retire(ctx.live, ws, ctx.landing.new, ctx.config.workspace_pool, ctx.snapshot)
     else:
         ctx.workspace = wsp.keep_landed(ctx.live, ws, ctx.landing.new)
+
+
+def _catch_up_with_origin(ctx: RunContext) -> None:
+    """Origin moved since preflight: undo the landing, fast-forward live main to origin's, and
+    land the result again on top (rebased and gated again, as when live main moves)."""
+    assert ctx.landing is not None
+    cfg, live, moved = ctx.config, ctx.live, ctx.landing
+    say(
+        "[push] origin has commits this landing lacks (another runner pushed first): undoing "
+        "the landing, fetching, and rebasing onto them"
+    )
+    for path in landing.undo(live, moved):
+        say(f"[push] kept your edit of {path}")
+    ctx.summary.commit, ctx.landing = None, None
+    publish.fetch(live, cfg.remote, ctx.branch)
+    theirs = live.ref_commit(f"refs/remotes/{cfg.remote}/{ctx.branch}")
+    if theirs is None or not live.is_ancestor(moved.old, theirs):
+        raise RunnerError(
+            Stage.PUSH,
+            Category.FAILED,
+            f"{cfg.remote}/{ctx.branch} no longer descends from {moved.old[:12]} (rewritten?); "
+            "nothing was pushed and live main is back where it was",
+        )
+    paths = tuple(c.path for c in live.diff_trees(live.tree_of(moved.old), live.tree_of(theirs)))
+    try:
+        landing.land(live, Landing(branch=ctx.branch, old=moved.old, new=theirs, paths=paths))
+    except Refusal as exc:
+        raise RunnerError.at(Stage.PROMOTION, exc) from exc
+    say(f"[push] live {ctx.branch} fast-forwarded to {cfg.remote}'s {theirs[:12]}")
+    for stage, step in ((Stage.PROMOTION, promote_workspace), (Stage.LIVE_GATES, live_gates)):
+        try:
+            step(ctx)
+        except Refusal as exc:
+            raise RunnerError.at(stage, exc) from exc
+    if ctx.landing is None:
+        raise RunnerError(
+            Stage.PROMOTION, Category.NOOP, "nothing left to promote on top of origin's main"
+        )
 
 
 def run_audit(ctx: RunContext) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from am_patch import git
 from am_patch.config import Config
 from am_patch.errors import Category, Refusal
@@ -39,12 +41,19 @@ def check_not_behind(live: Repo, remote: str, branch: str) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    ok: bool
+    said: str  # git's last lines
+    behind: bool = False  # refused because the remote has commits this push lacks
+
+
 def push(
     live: Repo, remote: str, commit: str, branch: str, options: tuple[str, ...] = ()
-) -> tuple[bool, str]:
-    """Push exactly commit to <remote>/<branch>; (ok, git's last lines). Push options (`-o`)
-    tell a guarded server what the human allowed; a server that takes none gets the push
-    without them (its pre-receive then decides)."""
+) -> Pushed:
+    """Push exactly commit to <remote>/<branch>. Push options (`-o`) tell a guarded server what
+    the human allowed; a server that takes none gets the push without them (its pre-receive
+    then decides)."""
     args = [
         "push",
         *(f"--push-option={o}" for o in options),
@@ -54,7 +63,10 @@ def push(
     result = git.run(args, cwd=live.root, timeout_s=600)
     if options and "does not support push options" in result.output:
         return push(live, remote, commit, branch)
-    return result.ok, result.tail(3)
+    behind = "[rejected]" in result.output and (
+        "fetch first" in result.output or "non-fast-forward" in result.output
+    )
+    return Pushed(result.ok, result.tail(3), behind=not result.ok and behind)
 
 
 def sync(live: Repo, config: Config, branch: str) -> None:
@@ -69,30 +81,18 @@ def sync(live: Repo, config: Config, branch: str) -> None:
     check_not_behind(live, config.remote, branch)
 
 
-def push_landed(
-    live: Repo,
-    config: Config,
-    commit: str,
-    branch: str,
-    summary: Summary,
-    options: tuple[str, ...] = (),
-) -> None:
-    """Push the landed commit and put the outcome in the summary: a failed push keeps the commit
-    and says how to reconcile; it fails the run only with --require-push-success."""
-    if not live.has_remote(config.remote):
-        summary.push = "SKIPPED"
-        say(f"[push] skipped: no remote {config.remote!r}")
-        return
-    ok, said = push(live, config.remote, commit, branch, options)
-    summary.push = "OK" if ok else "FAIL"
+def report(pushed: Pushed, config: Config, branch: str, summary: Summary) -> None:
+    """Put the push's outcome in the summary: a failed push keeps the commit and says how to
+    reconcile; it fails the run only with --require-push-success."""
+    summary.push = "OK" if pushed.ok else "FAIL"
     say(f"[push] {summary.push}")
-    if ok:
+    if pushed.ok:
         return
     hint = (
         f"the commit stays on local {branch}; run 'git pull --rebase {config.remote} "
         f"{branch}' then 'git push {config.remote} {branch}'"
     )
-    summary.notes.append(f"PUSH DETAIL: {said.splitlines()[-1] if said else ''}")
+    summary.notes.append(f"PUSH DETAIL: {pushed.said.splitlines()[-1] if pushed.said else ''}")
     summary.notes.append(f"NEXT: {hint}")
     if config.require_push_success:
         raise Refusal(Category.FAILED, f"git push failed; {hint}")

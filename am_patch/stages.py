@@ -46,9 +46,12 @@ def check_live(ctx: RunContext) -> None:
     cfg, live = ctx.config, ctx.live
     log.info("effective config:\n%s", "\n".join(describe(cfg)))
     gates.check_python(cfg, live.root)
-    recovered = landing.recover(live)
-    if recovered:
-        say(f"[preflight] {recovered}")
+    if ctx.layout.journal.exists():  # a landing was killed halfway; one at a time recovers it
+        ctx.hold_landing()
+        recovered = landing.recover(live)
+        ctx.let_go_of_landing()
+        if recovered:
+            say(f"[preflight] {recovered}")
     ctx.branch = preflight.live_branch(live, cfg)
     if ctx.options.mode is Mode.WORKSPACE:
         ctx.patch = _load_patch(ctx)

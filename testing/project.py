@@ -251,6 +251,12 @@ class Project:
         self.git("push", "-q", "origin", "main", cwd=other)
         return self.git("rev-parse", "HEAD", cwd=other)
 
+    def reject_pushes(self) -> None:
+        """origin's pre-receive hook refuses every push from now on."""
+        hook = self.origin / "hooks" / "pre-receive"
+        hook.write_text("#!/bin/sh\necho 'rejected by policy' >&2\nexit 1\n")
+        hook.chmod(0o755)
+
     def start(self, *args: str) -> subprocess.Popen[str]:
         """python -m am_patch in the background, its output piped, for tests that interrupt it."""
         return subprocess.Popen(

@@ -48,10 +48,10 @@ def test_the_jailed_audit_may_write_audit_results(project: Project) -> None:
 
 def test_audit_is_skipped_when_the_push_failed(project: Project) -> None:
     add_audit(project, REPORTING_AUDIT)
-    project.push_from_clone("NOTES.md", "theirs\n")
+    project.reject_pushes()
     project.patch("issue_54.py", [README], APPEND)
 
-    out = project.run("54", "Append", "-u", *NO_GATES)
+    out = project.run("54", "Append", *NO_GATES)
 
     assert_success(out)
     assert out.line("PUSH:") == "PUSH: FAIL"

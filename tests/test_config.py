@@ -98,7 +98,15 @@ def test_spec_named_keys_exist() -> None:
 def test_every_cli_switch_has_a_config_key() -> None:
     from am_patch.flags import ALLOW_POLICY_CHANGE, FLAGS
 
-    not_behaviours = ("-l", "-f", "--finalize-workspace", "--version", ALLOW_POLICY_CHANGE)
+    # --wait is about this invocation meeting another one, not about how the repo is patched
+    not_behaviours = (
+        "-l",
+        "-f",
+        "--finalize-workspace",
+        "--version",
+        "--wait",
+        ALLOW_POLICY_CHANGE,
+    )
     switches = [
         flag
         for flag in FLAGS

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from am_patch.layout import Layout
-from am_patch.lock import RunLock
+from am_patch.lock import Lock
 from testing.hooks import (
     GOOD_CALC,
     git,
@@ -181,7 +181,8 @@ def test_interrupted_landing_blocks_hand_commits_until_recovered(hooked: Project
     assert "an am-patch landing was interrupted (or is in progress)" in stderr
     assert "run 'am-patch-hook recover'" in stderr
 
-    with RunLock(Layout(hooked.live, hooked.live / ".git")):
+    layout = Layout(hooked.live, hooked.live / ".git")
+    with Lock(layout, layout.lock):
         held = hook(hooked.live, "recover")
     assert held.returncode == 1
     assert "another am-patch run holds" in held.stderr

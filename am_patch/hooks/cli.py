@@ -118,9 +118,9 @@ def _recover(repo: Repo) -> int:
         print("nothing to recover: no am-patch landing was interrupted")
         return EXIT_OK
     from am_patch import landing  # the runner's landing code; only this command needs it
-    from am_patch.lock import RunLock
+    from am_patch.lock import Lock
 
-    with RunLock(layout):  # a run still landing holds it
+    with Lock(layout, layout.lock):  # a run landing holds it: refused at once then
         print(landing.recover(repo) or "nothing to recover: the landing has just finished")
     return EXIT_OK
 
