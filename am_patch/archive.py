@@ -89,8 +89,15 @@ def success_zip(layout: Layout, repo: Repo, commit: CommitOid) -> Path:
     live ones. It is written to a new file and renamed over the old one (a link there is
     replaced, never written through).
     """
+    with layout.exclusive(layout.success_record.with_name(".success_zip.lock")):
+        return _success_zip(layout, repo, commit)
+
+
+def _success_zip(layout: Layout, repo: Repo, commit: CommitOid) -> Path:
     target = layout.success_zip
     record = _zip_record(layout)
+    if record is not None and _newer(repo, record["commit"], commit) and _matches(target, record):
+        return target  # a run side by side landed after us and wrote the newer zip
     with layout.directory(target.parent):
         fresh = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     stamp = repo.commit_time(commit)
@@ -118,6 +125,10 @@ def success_zip(layout: Layout, repo: Repo, commit: CommitOid) -> Path:
         layout.success_record, json.dumps({"commit": commit, "size": size, "dead": dead}).encode()
     )
     return target
+
+
+def _newer(repo: Repo, recorded: str, commit: CommitOid) -> bool:
+    return recorded != commit and repo.contains(recorded) and repo.is_ancestor(commit, recorded)
 
 
 def _zip_record(layout: Layout) -> dict[str, Any] | None:

@@ -4,13 +4,14 @@ single place errors become exit codes."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from am_patch import __version__, config, pipeline
+from am_patch import __version__, batch, config, events, pipeline
 from am_patch.errors import Category, Refusal, RunnerError, Stage, UsageError
 from am_patch.flags import FLAGS, USAGE, short_help
 from am_patch.interrupts import Terminated
@@ -157,18 +158,32 @@ def _fields(options: RunOptions) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    options: RunOptions | None = None
     try:
         args = parser.parse_intermixed_args(argv)
+    except UsageError as exc:
+        warn(f"am-patch: {exc}")
+        return EXIT_USAGE
+    with events.streaming(args.events):
+        return _main(parser, args)
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """The run the arguments ask for; the event stream, when there is one, ends with the
+    `result` event whatever happens."""
+    options: RunOptions | None = None
+    try:
         if args.help:
             print(short_help())
             return EXIT_OK
         if args.help_all:
             print(parser.format_help())
             return EXIT_OK
+        if args.batch:
+            return batch.run(_batch_options(args), _live(args))
         if not args.show_config:
             options = parse_options(args)
-        live = Repo.discover(Path(args.repo or ".").resolve())
+            events.emit("run", issue=options.issue_id, mode=options.mode, pid=os.getpid())
+        live = _live(args)
         if options is None:
             cfg = config.load(
                 live.root,
@@ -182,30 +197,78 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcome = pipeline.run(live, _in_work_tree(options, live.root))
     except UsageError as exc:
         warn(f"am-patch: {exc}")
+        events.emit("result", result=None, error=f"usage: {exc}", exit=EXIT_USAGE)
         return EXIT_USAGE
     except Refusal as exc:  # before a run has its log: not a repo, a bad config for -c, the lock
         failed = RunnerError.at(Stage.PREFLIGHT, exc)
-        print_summary(
-            Summary(
-                issue_id=options.issue_id if options else None,
-                mode=options.mode if options else "show-config",
-                code=failed.code,
-                reason=failed.message,
-            )
+        summary = Summary(
+            issue_id=options.issue_id if options else None,
+            mode=options.mode if options else "show-config",
+            code=failed.code,
+            reason=failed.message,
         )
-        return EXIT_FAIL
+        return _ended(summary, EXIT_FAIL)
     except KeyboardInterrupt:
         warn("am-patch: interrupted")
+        events.emit("result", result=None, error="interrupted", exit=EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
     except Terminated as exc:  # before the run's log exists, e.g. waiting for the lock
         warn(f"am-patch: {exc}")
+        events.emit("result", result=None, error=str(exc), exit=128 + exc.signum)
         return 128 + exc.signum
     except Exception as exc:  # outside a run there is no log yet: one line, still a bug
         warn(f"am-patch: internal error (a bug): {type(exc).__name__}: {exc}")
         traceback.print_exc(limit=-3)
-        print(f"RESULT: FAIL {Stage.INTERNAL}:{Category.BUG}")
+        code = f"{Stage.INTERNAL}:{Category.BUG}"
+        print(f"RESULT: FAIL {code}")
+        events.emit("result", result=f"FAIL {code}", commit=None, push=None, exit=EXIT_FAIL)
         return EXIT_FAIL
-    print_summary(outcome.summary)
     if outcome.signal is not None:
-        return 128 + outcome.signal
-    return EXIT_OK if outcome.summary.success else EXIT_FAIL
+        return _ended(outcome.summary, 128 + outcome.signal)
+    return _ended(outcome.summary, EXIT_OK if outcome.summary.success else EXIT_FAIL)
+
+
+def _ended(summary: Summary, code: int) -> int:
+    """The summary on screen and, last, the `result` event: the RESULT line's words."""
+    print_summary(summary)
+    result = summary.result_line.removeprefix("RESULT: ")
+    events.emit("result", result=result, commit=summary.commit, push=summary.push, exit=code)
+    return code
+
+
+# switches about this invocation itself, not about how each run of a batch goes
+_NOT_PASSED_ON = frozenset({"--batch", "--events", "--repo", "--config", "--override"})
+
+
+def _batch_options(args: argparse.Namespace) -> batch.BatchOptions:
+    """--batch takes no ISSUE_ID, MESSAGE or PATCH and no other mode; every other switch is
+    passed on to each run as given."""
+    if args.positional:
+        raise UsageError("--batch takes no ISSUE_ID, MESSAGE or PATCH: it runs patches/issue_*")
+    if args.finalize_live is not None or args.finalize_workspace is not None or args.rerun_latest:
+        raise UsageError("--batch excludes -f, --finalize-workspace and -l")
+    if args.show_config:
+        raise UsageError("--batch excludes -c")
+    switches: list[str] = []
+    for flag in FLAGS:
+        value = getattr(args, flag.dest, None)
+        if flag.group == "Help" or flag.names[0] in _NOT_PASSED_ON or not value:
+            continue
+        if flag.metavar:
+            switches += [flag.names[-1], str(value)]
+        else:
+            switches.append(flag.names[-1])
+    if args.config:
+        switches += ["--config", str(Path(args.config).resolve())]
+    for override in args.override:
+        switches += ["--override", override]
+    return batch.BatchOptions(
+        switches=tuple(switches),
+        config=args.config and Path(args.config),
+        overrides=tuple(args.override),
+        flag_keys=cli_values(args),
+    )
+
+
+def _live(args: argparse.Namespace) -> Repo:
+    return Repo.discover(Path(args.repo or ".").resolve())

@@ -51,6 +51,12 @@ FLAGS: tuple[Flag, ...] = (
         group="Modes",
     ),
     Flag(
+        ("--batch",),
+        "run every patch waiting in patches/ (issue_<ID>.*), `jobs` at once, each with the "
+        "message its input carries",
+        group="Modes",
+    ),
+    Flag(
         ("--finalize-workspace",),
         "gate and promote an existing workspace, message from its meta.json",
         metavar="ISSUE_ID",
@@ -174,6 +180,13 @@ FLAGS: tuple[Flag, ...] = (
         ("--wait",),
         "wait up to SECONDS for another run of the same issue to end (default: refuse at once)",
         metavar="SECONDS",
+        group="Run",
+    ),
+    Flag(
+        ("--events",),
+        "write the run's events as NDJSON to PATH as they happen (- for stdout; the human "
+        "output then goes to stderr)",
+        metavar="PATH",
         group="Run",
     ),
     Flag(("--config",), "config file to use", metavar="PATH", group="Config"),

@@ -12,8 +12,9 @@ import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from am_patch import limits, sandbox
+from am_patch import events, limits, sandbox
 from am_patch.config import Config, GateSpec
 from am_patch.errors import Category, Refusal, RunnerError, Stage
 from am_patch.proc import ProcResult
@@ -261,6 +262,7 @@ def run_one(
         log.info("gate %s skipped: %s", name, planned.skip_reason)
         return Verdict(name=name, ok=True, skipped=planned.skip_reason)
     log.info("gate %s:", name)
+    events.emit("gate", gate=name, status="start")
     timeout = planned.spec.timeout_s or config.gate_timeout_s
     if progress is not None:
         progress.started(name)
@@ -286,6 +288,23 @@ def run_one(
     else:
         hint = "" if ok else missing_module(planned.argv, result)
     return Verdict(name=name, ok=ok, result=result, hint=hint)
+
+
+def announce(verdict: Verdict) -> None:
+    """The gate's verdict as a `gate` event: pass, fail, skipped or cached."""
+    fields: dict[str, Any] = {"gate": verdict.name}
+    if verdict.result is not None:
+        fields["elapsed_s"] = round(verdict.result.duration_s, 3)
+    if verdict.skipped or verdict.cancelled:
+        fields |= {"status": "skipped", "reason": verdict.skipped or "another gate failed first"}
+    elif verdict.cached:
+        fields["status"] = "cached"
+    elif verdict.ok:
+        fields["status"] = "pass"
+    else:
+        tail = verdict.result.tail(20) if verdict.result is not None else ""
+        fields |= {"status": "fail", "reason": verdict.label, "tail": tail}
+    events.emit("gate", **fields)
 
 
 def missing_module(argv: Sequence[str], result: ProcResult) -> str:

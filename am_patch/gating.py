@@ -18,7 +18,15 @@ from pathlib import Path
 
 from am_patch import sandbox, toolcache
 from am_patch.config import Config
-from am_patch.gates import REWRITE_ROUNDS, Planned, Verdict, cpus, python_for, run_one
+from am_patch.gates import (
+    REWRITE_ROUNDS,
+    Planned,
+    Verdict,
+    announce,
+    cpus,
+    python_for,
+    run_one,
+)
 from am_patch.layout import Layout
 from am_patch.progress import Progress
 from am_patch.sandbox import Jail
@@ -133,6 +141,7 @@ def run_all(
     for item in planned:
         if item.skip_reason:
             state.verdicts[item.spec.name] = run_one(item, jails.for_gate(item, root), config)
+            announce(state.verdicts[item.spec.name])
     rewriters = [p for p in planned if p.spec.rewrites and not p.skip_reason]
     if not _rewrite(rewriters, state, jails, config, root, take, cache, tree, keep_going, progress):
         return _in_order(planned, state, stop=True)
@@ -145,6 +154,7 @@ def run_all(
         if unchanged and cache and tree and cache.passed(tree, name, item.argv):
             log.info("gate %s: cached pass for tree %s", name, tree)
             state.verdicts[name] = Verdict(name=name, ok=True, cached=True)
+            announce(state.verdicts[name])
         else:
             todo.append(item)
     state.verdicts.update(_check(todo, jails, config, root, blessed, keep_going, progress))
@@ -172,6 +182,7 @@ def _rewrite(
             if round_no == 1 and cache and tree and cache.passed(tree, name, item.argv):
                 log.info("gate %s: cached pass for tree %s", name, tree)
                 state.verdicts[name] = Verdict(name=name, ok=True, cached=True)
+                announce(state.verdicts[name])
                 state.ran_on[name] = state.current
                 continue
             verdict = run_one(item, jails.for_gate(item, root), config, progress=progress)
@@ -181,6 +192,7 @@ def _rewrite(
             if changed:
                 rewrote[name] = changed
             state.verdicts[name] = verdict
+            announce(verdict)
             if not verdict.ok and not keep_going:
                 return False
         if not rewrote:
@@ -190,6 +202,7 @@ def _rewrite(
                 state.verdicts[name] = dataclasses.replace(
                     state.verdicts[name], ok=False, changed=changed, unsettled=True
                 )
+                announce(state.verdicts[name])
             return False
         log.info(
             "the rewriters changed %s: running them again on the tree they left",
@@ -221,7 +234,9 @@ def _check(
 
     def one(number: int, item: Planned, where: Path) -> Verdict:
         if stops[number].is_set():
-            return Verdict(name=item.spec.name, ok=False, cancelled=True)
+            cancelled = Verdict(name=item.spec.name, ok=False, cancelled=True)
+            announce(cancelled)
+            return cancelled
         walk = _fingerprint(where, blessed)
         before = walk()
         jail = jails.for_gate(item, where)
@@ -230,6 +245,7 @@ def _check(
         if changed:
             log.info("gate %s changed files while running: %s", item.spec.name, ", ".join(changed))
             verdict = dataclasses.replace(verdict, ok=False, changed=changed)
+        announce(verdict)
         if not verdict.ok and not verdict.cancelled and not keep_going:
             for later in stops[number + 1 :]:
                 later.set()

@@ -146,11 +146,16 @@ def undo(live: Repo, landing: Landing) -> list[str]:
     return kept
 
 
-def _sync_paths(live: Repo, written: str, target: str, paths: Sequence[str]) -> list[str]:
+def _sync_paths(
+    live: Repo, written: str, target: str, paths: Sequence[str], *, or_: str | None = None
+) -> list[str]:
     """Index and files of paths back to target, except a file that no longer is what am-patch
-    wrote (commit `written`): the user edited it meanwhile, so only its index entry moves.
-    The edited paths that differ from target too: the edits to report."""
+    wrote (commit `written`, or `or_` when a crash leaves either possible): the user edited it
+    meanwhile, so only its index entry moves. The edited paths that differ from target too:
+    the edits to report."""
     edited = live.differs_from(written, paths)
+    if or_ is not None:
+        edited = [p for p in live.differs_from(or_, edited) if p in edited]
     live.checkout_paths(target, [p for p in paths if p not in edited], force=True)
     live.reset_index_paths(target, edited)
     return live.differs_from(target, edited)
@@ -173,8 +178,8 @@ def recover(live: Repo) -> str | None:
     at = live.ref_commit(f"refs/heads/{branch}")
     target = new if at == new else old
     kept: list[str] = []
-    if at in (old, new):
-        kept = _sync_paths(live, new, target, paths)
+    if at in (old, new):  # a forward landing writes files first, an undo moves the ref first:
+        kept = _sync_paths(live, new, target, paths, or_=old)  # either commit's file is ours
     journal.unlink()
     message = f"recovered an interrupted landing: {branch} at {at}, paths synced to {target}"
     return message + "".join(f"; kept your edit of {path}" for path in kept)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import stat
 from collections.abc import Iterator
@@ -156,6 +157,17 @@ class Layout:
                 if exc.errno == errno.ELOOP:
                     raise UnsafePath(path, _what(path)) from None
                 raise
+
+    @contextlib.contextmanager
+    def exclusive(self, path: Path) -> Iterator[None]:
+        """One process at a time past this point: an flock on path (a lock file of its own;
+        runs side by side read-modify-write shared records under it)."""
+        fd = self.open_fd(path, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def write(self, path: Path, data: bytes) -> None:
         """Replace path's content atomically (a new file renamed over it; a link there is

@@ -23,6 +23,7 @@ SUFFIXES = (".py", ".patch", ".diff", ".zip")
 DIFF_SUFFIXES = (".patch", ".diff")
 MAX_MEMBER_BYTES = 32 * 1024 * 1024
 MAX_MEMBERS = 500
+MESSAGE_MEMBER = "COMMIT_MESSAGE.txt"  # a zip's commit message (--batch), never applied
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, ValueError)
 _SUPPORTED = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA)
 
@@ -245,6 +246,8 @@ def read_zip(path: Path, data: bytes) -> tuple[Diff, ...]:
                 raise _zip_error(f"{path.name}: member {name!r} is a link")
             if info.file_size > MAX_MEMBER_BYTES:
                 raise _zip_error(f"{path.name}: member {name!r} is larger than 32 MiB")
+            if name == MESSAGE_MEMBER:
+                continue
             if not name.endswith(DIFF_SUFFIXES):
                 raise _zip_error(f"{path.name}: member {name!r} is not a .patch or .diff")
             member = _read_member(path.name, archive, info)
@@ -252,6 +255,22 @@ def read_zip(path: Path, data: bytes) -> tuple[Diff, ...]:
     if not diffs:
         raise _zip_error(f"{path.name}: no .patch or .diff members")
     return tuple(diffs)
+
+
+def message_member(path: Path, data: bytes) -> bytes | None:
+    """The bytes of the zip's COMMIT_MESSAGE.txt, or None when it has none (or is no zip)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (*_ZIP_ERRORS, NotImplementedError, UnicodeDecodeError):
+        return None
+    with archive:
+        try:
+            info = archive.getinfo(MESSAGE_MEMBER)
+        except KeyError:
+            return None
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise _zip_error(f"{path.name}: member {MESSAGE_MEMBER!r} is larger than 32 MiB")
+        return _read_member(path.name, archive, info)
 
 
 def _read_member(zip_name: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:

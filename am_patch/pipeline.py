@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from am_patch import __version__, archive, config, stages
+from am_patch import __version__, archive, config, events, stages
 from am_patch import promotion as after
 from am_patch.context import RunContext
 from am_patch.errors import Category, Refusal, RunnerError, Stage
@@ -90,7 +90,8 @@ def _run_stage(ctx: RunContext, spec: StageSpec) -> None:
     """The stage's boundary: a refusal from below gets the stage's name; a failure of any kind
     first undoes what the stage asks for."""
     try:
-        spec.run(ctx)
+        with events.stage(spec.name):
+            spec.run(ctx)
     except (Refusal, UnsafePath) as exc:
         staged = (
             RunnerError.at(spec.reported_as, exc)
@@ -173,7 +174,8 @@ def run(live: Repo, options: RunOptions) -> Outcome:
         runlog.log_summary(summary)  # before archiving: the failure zip carries the whole log
         if ctx is not None:
             try:
-                _archive(ctx)
+                with events.stage("archives"):
+                    _archive(ctx)
             except UnsafePath as exc:  # the result stands; nothing was written through the link
                 summary.notes.append(f"ARCHIVE: refused: {exc}")
         runlog.write_json(summary)

@@ -13,8 +13,6 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,25 +43,12 @@ def _slots(layout: Layout) -> list[Path]:
     return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)  # newest first
 
 
-@contextmanager
-def _locked(layout: Layout) -> Iterator[None]:
-    """Runs side by side take and give one at a time."""
-    import fcntl
-
-    fd = layout.open_fd(layout.pool / ".lock", os.O_RDWR | os.O_CREAT)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def take(live: Repo, layout: Layout, dest: Path, branch: str, base: CommitOid) -> Taken | None:
     """Move a pooled worktree to dest, on branch at base, its files exactly base's tree (only
     the differences written); None when the pool has none to give."""
     if not _slots(layout):
         return None
-    with _locked(layout):
+    with layout.exclusive(layout.pool / ".lock"):  # runs side by side: one at a time
         for slot in _slots(layout):
             record = _record(slot)
             memory = Memory(path=slot / SEEN)
@@ -108,7 +93,7 @@ def give(
     if limit <= 0:
         return False
     repo_dir = repo.root
-    with _locked(layout):
+    with layout.exclusive(layout.pool / ".lock"):  # runs side by side: one at a time
         if len(_slots(layout)) >= limit:
             return False
         tree = live.tree_of(commit)
@@ -152,7 +137,7 @@ def _discard(live: Repo, slot: Path, worktree: str | None) -> None:
 
 def drain(live: Repo, layout: Layout) -> None:
     """Remove every pooled worktree."""
-    with _locked(layout):
+    with layout.exclusive(layout.pool / ".lock"):  # runs side by side: one at a time
         for slot in _slots(layout):
             record = _record(slot)
             _discard(live, slot, record[0] if record else None)

@@ -82,13 +82,15 @@ def run(
     watch: Watch | None = None,
     on_output: Callable[[bytes], None] | None = None,
     prefix: Sequence[str] = (),
+    stop_signal: int = signal.SIGKILL,
 ) -> ProcResult:
     """Run argv with stdout and stderr merged; never raises for a non-zero exit, a timeout or a
     missing program (exit 127, or 126 when it is not executable, as a shell reports them).
 
     Past `output_limit` bytes of output, or when `watch` names a bound, the whole process group
-    is killed and the result says which bound stopped it. `prefix` (an exec wrapper that puts
-    bounds on argv) runs first and is left out of the log line.
+    is killed (with `stop_signal`: SIGTERM lets a child am-patch unwind its run) and the result
+    says which bound stopped it. `prefix` (an exec wrapper that puts bounds on argv) runs first
+    and is left out of the log line.
     """
     argv = tuple(argv)
     start = time.monotonic()
@@ -126,7 +128,7 @@ def run(
             elif watch is not None:
                 bound = watch() or ""
             if timed_out or bound:
-                _kill_group(proc)
+                _kill_group(proc, stop_signal)
                 break
             if not reader.eof.is_set():
                 reader.eof.wait(timeout=0.2)  # returns as soon as the output ends
@@ -141,7 +143,7 @@ def run(
         if reader.overflow and not bound:  # it flooded, then exited before a look
             bound = "output"
     except BaseException:
-        _kill_group(proc)
+        _kill_group(proc, stop_signal)
         proc.wait()
         raise
     result = ProcResult(
@@ -172,6 +174,6 @@ def _not_started(argv: tuple[str, ...], exc: OSError, duration_s: float) -> Proc
     return result
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(proc: subprocess.Popen[bytes], signum: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signum)

@@ -32,12 +32,21 @@ def promote_workspace(ctx: RunContext) -> None:
         say("[promotion] nothing to promote, allowed by -n")
         ctx.finished = True
         return
-    for _ in range(cfg.max_rebase_attempts + 1):
+    for attempt in range(cfg.max_rebase_attempts + 1):
         ctx.hold_landing()  # another run's landing ends first; main stays put while held
         live_head = live.ref_commit(f"refs/heads/{ctx.branch}")
         if live_head is None or live_head == ws.meta.base:
             break
-        ctx.let_go_of_landing()  # rebasing and gating again take long: others may land
+        if attempt == cfg.max_rebase_attempts:
+            raise Refusal(
+                Category.LIVE_CHANGED,
+                f"{ctx.branch} kept moving during {cfg.max_rebase_attempts} re-gates; "
+                "rerun when it is quiet",
+            )
+        if attempt < cfg.max_rebase_attempts - 1:
+            ctx.let_go_of_landing()  # rebasing and gating again take long: others may land
+        else:  # the last rebase keeps the lock: however busy main is, this one then lands
+            say("[promotion] last rebase allowed: holding the landing lock until it lands")
         paths = landing.carry_over(live, cfg, base=ws.meta.base, live_head=live_head, paths=paths)
         if not paths:
             ctx.summary.files = []
@@ -46,12 +55,6 @@ def promote_workspace(ctx: RunContext) -> None:
         tree = live.tree_with(live.tree_of(live_head), gated.tree, paths)
         ws = ctx.workspace = wsp.move_base(live, ws, live_head, tree)
         gated = ctx.gated = gate_workspace(ctx, ws, paths)
-    else:
-        raise Refusal(
-            Category.LIVE_CHANGED,
-            f"{ctx.branch} kept moving during {cfg.max_rebase_attempts} re-gates; "
-            "rerun when it is quiet",
-        )
     base_tree = live.tree_of(ws.meta.base)
     tree = live.tree_with(base_tree, gated.tree, paths)
     changes = live.diff_trees(base_tree, tree)

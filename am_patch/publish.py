@@ -63,10 +63,21 @@ def push(
     result = git.run(args, cwd=live.root, timeout_s=600)
     if options and "does not support push options" in result.output:
         return push(live, remote, commit, branch)
-    behind = "[rejected]" in result.output and (
-        "fetch first" in result.output or "non-fast-forward" in result.output
-    )
-    return Pushed(result.ok, result.tail(3), behind=not result.ok and behind)
+    if result.ok:
+        return Pushed(True, result.tail(3))
+    return Pushed(False, result.tail(3), behind=_moved_past(live, remote, commit, branch))
+
+
+def _moved_past(live: Repo, remote: str, commit: str, branch: str) -> bool:
+    """Whether <remote>/<branch> now has commits that commit lacks: another runner landed
+    first. Asked of origin itself (a fetch), not read from git's wording: a race lost between
+    the server's hook and its ref update says "failed to update ref", not "fetch first"."""
+    try:
+        fetch(live, remote, branch)
+    except Refusal:
+        return False
+    theirs = live.ref_commit(f"refs/remotes/{remote}/{branch}")
+    return theirs is not None and not live.is_ancestor(theirs, commit)
 
 
 def sync(live: Repo, config: Config, branch: str) -> None:

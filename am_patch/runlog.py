@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from types import TracebackType
 from typing import IO
 
+from am_patch import events
 from am_patch.layout import Layout
 
 log = logging.getLogger("am_patch")
@@ -126,9 +127,10 @@ class RunLog:
 
 
 def say(message: str) -> None:
-    """A progress line on screen, and in the log."""
+    """A progress line on screen, in the log, and in the event stream."""
     log.info("%s", message)
     print(printable(message), flush=True)
+    events.emit("log", text=printable(message))
 
 
 def show_tail(output: str) -> None:
@@ -136,13 +138,18 @@ def show_tail(output: str) -> None:
     patch prints, no screen line of its own starts like am-patch's (RESULT: ...)."""
     for line in output.splitlines():
         print(TAIL_PREFIX + printable(line), flush=True)
+        events.emit("log", text=TAIL_PREFIX + printable(line))
 
 
 def warn(message: str) -> None:
     """A one-line message on stderr."""
     print(printable(message), file=sys.stderr, flush=True)
+    events.emit("log", text=printable(message), stream="stderr")
 
 
 def print_summary(summary: Summary) -> None:
-    sys.stdout.write("\n".join(summary.lines()) + "\n")
+    lines = summary.lines()
+    sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
+    for line in lines:
+        events.emit("log", text=line)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from am_patch.config import Config
-from am_patch.gates import Verdict, all_cached, plan, python_for, record
+from am_patch.gates import Verdict, all_cached, announce, plan, python_for, record
 from am_patch.gating import Tree, differences, dir_fingerprint, make_jails, run_all
 from am_patch.layout import Layout
 from am_patch.progress import Progress
@@ -73,6 +73,8 @@ def check_tree(
             Verdict(name=p.spec.name, ok=True, skipped=p.skip_reason, cached=not p.skip_reason)
             for p in early
         ]
+        for verdict in verdicts:
+            announce(verdict)
         return TreeCheck(verdicts=verdicts, tree=tree, rewritten=[])
     if scratch_parent is not None:
         scratch_parent.mkdir(parents=True, exist_ok=True)

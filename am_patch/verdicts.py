@@ -44,7 +44,8 @@ class VerdictCache:
     def record_pass(self, tree: str, gate: str, argv: Sequence[str]) -> None:
         if not self.enabled:
             return
-        data = self._load()
-        data[key(tree, gate, argv)] = f"{gate} {tree}"
-        self._known = data
-        self.layout.write(self.path, json.dumps(data, indent=0).encode())
+        with self.layout.exclusive(self.path.with_name(".verdicts.lock")):  # runs side by side
+            data = self._load()
+            data[key(tree, gate, argv)] = f"{gate} {tree}"
+            self._known = data
+            self.layout.write(self.path, json.dumps(data, indent=0).encode())

@@ -98,13 +98,9 @@ def test_spec_named_keys_exist() -> None:
 def test_every_cli_switch_has_a_config_key() -> None:
     from am_patch.flags import ALLOW_POLICY_CHANGE, FLAGS
 
-    # --wait is about this invocation meeting another one, not about how the repo is patched
+    # --wait, --events and --batch are about this invocation, not about how the repo is patched
     not_behaviours = (
-        "-l",
-        "-f",
-        "--finalize-workspace",
-        "--version",
-        "--wait",
+        *("-l", "-f", "--finalize-workspace", "--batch", "--version", "--wait", "--events"),
         ALLOW_POLICY_CHANGE,
     )
     switches = [

@@ -15,21 +15,21 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
     frozenset(layer.split())
     for layer in (
         # plain values and mechanisms that know nothing of git, config or runs
-        "am_patch errors flags layout limits proc crash interrupts repo.objects",
+        "am_patch errors events flags layout limits proc crash interrupts repo.objects",
         # git, config and the run's own files
         "git config runlog lock verdicts repo.walk repo.trees repo.workdir repo.repository repo",
         "progress",
         # the domain: one noun each
         "pool sandbox policy preflight patchfile archive publish options",
         "workspace",
-        "scope gates apply landing toolcache",
+        "scope gates apply landing toolcache inbox",
         "gating",
         "treecheck audit",
         # a run: its context, its stages, their order
         "context",
         "stages",
         "promotion",
-        "pipeline",
+        "pipeline batch",
         # entry points
         "cli hooks.install hooks.pre_commit hooks.pre_receive",
         "hooks.pre_push demo __main__",
