@@ -59,8 +59,8 @@ DEFAULT_GATES: tuple[GateSpec, ...] = (
         name="pytest",
         command=("{python}", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir=."),
         full_targets=(),
-        workers="auto",
-    ),
+        workers="off",  # measured: xdist's start-up and per-worker collection cost more than
+    ),  # they save on the demo project (7.0 s vs 11.3 s for 4 issues) and gain nothing on click
     GateSpec(name="mypy", command=("{python}", "-m", "mypy", "{mypy_targets}"), full_targets=()),
 )
 DEFAULT_GATES_ORDER = tuple(g.name for g in DEFAULT_GATES)

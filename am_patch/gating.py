@@ -5,13 +5,14 @@ jail and its own copy of the tree, so that no gate can change what another one j
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,13 +54,22 @@ class GateJails:
     layout: Layout | None  # where kept caches live; None: keep none
     prefixes: tuple[Path, ...]  # the gate interpreter's installation (for tool versions)
 
-    def for_gate(self, item: Planned, root: Path) -> Jail:
+    @contextlib.contextmanager
+    def for_gate(self, item: Planned, root: Path) -> Iterator[Jail]:
+        """The gate's jail, for as long as the gate runs: a kept cache is one run's at a time
+        (two mypy processes writing one cache crash, and a crash is not a verdict)."""
         name = item.spec.name
-        own = None
-        if self.layout is not None:
+        if self.layout is None or toolcache.tool_of(item.argv) is None:
+            yield self._jail(item, root, None)
+            return
+        with self.layout.exclusive(toolcache.lock_of(self.layout, name)):
             own = toolcache.cache_dir(
                 self.layout, name, item.spec.command, item.argv, root, self.prefixes
             )
+            yield self._jail(item, root, own)
+
+    def _jail(self, item: Planned, root: Path, own: Path | None) -> Jail:
+        name = item.spec.name
         if own is None:
             own = self.scratch / name
             own.mkdir(parents=True, exist_ok=True)
@@ -140,7 +150,8 @@ def run_all(
     state = _Round(verdicts={}, ran_on={}, current=start)
     for item in planned:
         if item.skip_reason:
-            state.verdicts[item.spec.name] = run_one(item, jails.for_gate(item, root), config)
+            with jails.for_gate(item, root) as jail:
+                state.verdicts[item.spec.name] = run_one(item, jail, config)
             announce(state.verdicts[item.spec.name])
     rewriters = [p for p in planned if p.spec.rewrites and not p.skip_reason]
     if not _rewrite(rewriters, state, jails, config, root, take, cache, tree, keep_going, progress):
@@ -185,7 +196,8 @@ def _rewrite(
                 announce(state.verdicts[name])
                 state.ran_on[name] = state.current
                 continue
-            verdict = run_one(item, jails.for_gate(item, root), config, progress=progress)
+            with jails.for_gate(item, root) as jail:
+                verdict = run_one(item, jail, config, progress=progress)
             after = take()
             state.ran_on[name], changed = state.current, differences(state.current, after)
             state.current = after
@@ -239,8 +251,8 @@ def _check(
             return cancelled
         walk = _fingerprint(where, blessed)
         before = walk()
-        jail = jails.for_gate(item, where)
-        verdict = run_one(item, jail, config, progress=progress, cancel=stops[number])
+        with jails.for_gate(item, where) as jail:
+            verdict = run_one(item, jail, config, progress=progress, cancel=stops[number])
         changed = differences(before, walk())
         if changed:
             log.info("gate %s changed files while running: %s", item.spec.name, ", ".join(changed))

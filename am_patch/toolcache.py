@@ -68,6 +68,11 @@ def _loads_plugins(root: Path) -> bool:
     return False
 
 
+def lock_of(layout: Layout, gate: str) -> Path:
+    """The lock a gate holds while it uses (or drops) its kept caches."""
+    return layout.state / "cache" / f".{gate}.lock"
+
+
 def cache_dir(
     layout: Layout,
     gate: str,
@@ -78,7 +83,8 @@ def cache_dir(
 ) -> Path | None:
     """The gate's warm cache for this command (its configured form: the targets change from
     run to run), interpreter, tool version and config, made empty when new, its older siblings
-    dropped; None when the gate keeps no cache between runs."""
+    dropped; None when the gate keeps no cache between runs. Call it holding lock_of(gate): runs
+    side by side use one cache at a time."""
     tool = tool_of(argv)
     if tool is None or (tool == "mypy" and _loads_plugins(root)):
         return None

@@ -7,15 +7,19 @@ import json
 import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from am_patch import crash
+from am_patch import crash, toolcache
 from am_patch.layout import Layout
 from am_patch.repo import Repo
 from am_patch.verdicts import VerdictCache
 from testing.hooks import clone, install
 from testing.project import NO_GATES, Project, assert_success
+
+MYPY_ONLY = ("--override", 'gates_order=["mypy"]')
 
 
 def note_patch(project: Project, issue: str, name: str) -> None:
@@ -184,3 +188,28 @@ def test_killed_while_undoing_a_landing_origin_refused_the_next_run_recovers(
     assert project.origin_head() == project.head()
     assert (project.live / "README.md").read_text() == "changed\n"
     assert project.status() == ""
+
+
+def test_a_kept_tool_cache_is_one_runs_at_a_time(project: Project) -> None:
+    """Two mypy processes writing one cache crash (an INTERNAL ERROR, not a verdict): a gate
+    with a kept cache waits for the run using it."""
+    live = Repo.discover(project.live)
+    layout = Layout(live.root, live.common_dir)
+    project.calc_patch("62")
+    stream = project.base / "events.ndjson"
+    with layout.exclusive(toolcache.lock_of(layout, "mypy")):
+        run = project.start("62", "Add sub", "--events", str(stream), *MYPY_ONLY)
+        time.sleep(3)
+        started = [e for e in _events(stream) if e["event"] == "gate"]
+        assert started == [], "mypy ran while another run held its cache"
+        assert run.poll() is None
+    out, err = run.communicate(timeout=240)
+    assert run.returncode == 0, out + err
+    gates = [(e["gate"], e["status"]) for e in _events(stream) if e["event"] == "gate"]
+    assert gates == [("mypy", "start"), ("mypy", "pass")]
+
+
+def _events(path: Path) -> list[dict[str, object]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]

@@ -165,13 +165,21 @@ def test_a_changed_tool_config_drops_the_warm_cache(project: Project) -> None:
 NO_XDIST = 'addopts = "-p no:xdist"'  # how the test project keeps its two tests quick
 
 
-def test_pytest_runs_on_every_core_when_xdist_is_installed(project: Project) -> None:
+def test_pytest_workers_auto_runs_on_every_core_when_xdist_is_installed(project: Project) -> None:
     pyproject = project.live / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace(NO_XDIST, ""))
     project.commit_all("Let xdist be")
     readme_patch(project)
 
-    out = project.run("1", "xdist", "-r", "--override", "gates_order=['pytest']")
+    out = project.run(
+        "1",
+        "xdist",
+        "-r",
+        "--override",
+        "gates_order=['pytest']",
+        "--override",
+        "gates.pytest.workers=auto",
+    )
 
     assert_success(out)
     assert re.search(r"-m pytest .* -n \d", project.log_of(out)), "pytest-xdist was not used"
