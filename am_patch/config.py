@@ -112,7 +112,7 @@ class Config:
     gate_cache: bool = field(default=True, metadata=WORKFLOW)
     workspace_pool: int = field(default=2, metadata=WORKFLOW)  # idle worktrees kept for reuse
     gate_jobs: int = field(default=0, metadata=WORKFLOW)  # checking gates at once; 0: one a CPU
-    jobs: int = field(default=2, metadata=WORKFLOW)  # --batch: issues run at once
+    jobs: int = field(default=0, metadata=WORKFLOW)  # --batch: issues at once; 0: half the CPUs
     forbidden_paths: tuple[str, ...] = ()
     max_file_bytes: int = 50 * 1024 * 1024
     hook_gates_on_push: bool = True

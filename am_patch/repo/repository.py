@@ -187,6 +187,9 @@ class Repo(Workdir):
 
     def add_worktree(self, name: str, path: Path, branch: str) -> None:
         ref = self.raw.branches.local[branch]
+        # libgit2 makes <common dir>/worktrees with a plain mkdir: two runs adding their first
+        # worktrees at once, one failed with "directory exists"
+        (self.common_dir / "worktrees").mkdir(exist_ok=True)
         self.raw.add_worktree(name, str(path), ref)
 
     def worktree_at(self, path: Path) -> str | None:
