@@ -20,7 +20,7 @@ DEFAULT = "default"
 CLI = "cli"
 OVERRIDE = "override"
 
-RunsOn = Literal["python_files", "project", "always"]
+RunsOn = Literal["python_files", "project", "always", "files"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +34,7 @@ class GateSpec:
     timeout_s: int = 0  # 0: the config's gate_timeout_s
     rewrites: bool = False  # a formatter or fixer: its edits become part of the result
     workers: str = ""  # pytest-xdist: "auto" (a process a CPU, when installed), a number, "off"
+    files: tuple[str, ...] = ()  # runs_on = "files": gitignore-style patterns of its files
 
 
 _EXCLUDE = r"(^|/)(\.venv|venv|\.git|patches|build|\.tox|node_modules)(/|$)"
@@ -283,6 +284,10 @@ class _Builder:
             else:
                 known[name] = GateSpec(name=name, **attrs)
         for name, spec in known.items():
+            if spec.runs_on == "files" and not spec.files:
+                raise _config_error(
+                    f"gates.{name}.files", 'runs_on = "files" needs patterns, e.g. ["*.sh"]'
+                )
             if spec.workers not in ("", "auto", "off") and not spec.workers.isdigit():
                 raise _config_error(
                     f"gates.{name}.workers",

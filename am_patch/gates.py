@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pathspec
+
 from am_patch import events, limits, sandbox
 from am_patch.config import Config, GateSpec
 from am_patch.errors import Category, Refusal, RunnerError, Stage
@@ -223,10 +225,12 @@ def plan(
     python: Path,
     run_all: bool,
     exists: Callable[[str], bool] | None = None,
+    all_files: Callable[[], Iterable[str]] | None = None,
 ) -> list[Planned]:
     """The gates of gates_order, each with its argv or the reason it is skipped.
 
-    `exists` says whether a changed path is still there (default: a file under root).
+    `exists` says whether a changed path is still there (default: a file under root);
+    `all_files` lists the tree's files, for a file-pattern gate under -r.
     """
     existing = [p for p in changed if (exists(p) if exists else (root / p).is_file())]
     py_files = sorted(p for p in existing if is_python(p))
@@ -242,10 +246,22 @@ def plan(
                 skip = "no Python files in scope"
         elif spec.runs_on == "project" and not run_all and not project:
             skip = "no Python or tool config files in scope"
+        elif spec.runs_on == "files":
+            whole = run_all and all_files is not None
+            targets = matching(spec.files, all_files() if all_files and whole else existing)
+            if not targets:
+                which = "file of the tree" if whole else "changed file"
+                skip = f"no {which} matches {', '.join(spec.files)}"
         planned.append(
             Planned(spec=spec, argv=_expand(spec, python, targets, root), skip_reason=skip)
         )
     return planned
+
+
+def matching(patterns: Sequence[str], paths: Iterable[str]) -> list[str]:
+    """The paths that gitignore-style patterns match (`*.sh`, `web/**/*.ts`, `!keep.sh`)."""
+    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+    return sorted(p for p in paths if spec.match_file(p))
 
 
 def run_one(

@@ -193,7 +193,13 @@ def _gate_landed(ctx: RunContext, commit: CommitOid, paths: tuple[str, ...]) -> 
     tree = live.tree_of(commit)
     python = gates.python_for(cfg, live.root)
     planned = gates.plan(
-        cfg, changed=paths, root=live.root, python=python, run_all=cfg.run_all_gates
+        cfg,
+        changed=paths,
+        root=live.root,
+        python=python,
+        run_all=cfg.run_all_gates,
+        exists=lambda path: live.entry(tree, path) is not None,
+        all_files=lambda: live.tree_entries(tree).keys(),
     )
     if gates.all_cached(planned, ctx.cache, tree):
         say("[live gates] cached: this exact tree already passed every gate")

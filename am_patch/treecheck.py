@@ -67,6 +67,7 @@ def check_tree(
         python=python,
         run_all=config.run_all_gates,
         exists=lambda path: repo.entry(tree, path) is not None,
+        all_files=lambda: repo.tree_entries(tree).keys(),
     )
     if all_cached(early, cache, tree):
         verdicts = [
@@ -90,7 +91,12 @@ def check_tree(
             return seen["last"]
 
         planned = plan(
-            config, changed=touched, root=root, python=python, run_all=config.run_all_gates
+            config,
+            changed=touched,
+            root=root,
+            python=python,
+            run_all=config.run_all_gates,
+            all_files=lambda: repo.tree_entries(tree).keys(),
         )
         jails = make_jails(
             config,
