@@ -192,6 +192,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
                 cli=cli_values(args),
             )
             print(f"# am-patch {__version__} config for {live.root}")
+            print("".join(f"# {note}\n" for note in cfg.notes), end="")
             print("\n".join(config.describe(cfg)))
             return EXIT_OK
         outcome = pipeline.run(live, _in_work_tree(options, live.root))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from am_patch import v4config
 from am_patch.errors import Category, Refusal
 from am_patch.limits import Bounds
 
@@ -39,6 +40,15 @@ class GateSpec:
 
 _EXCLUDE = r"(^|/)(\.venv|venv|\.git|patches|build|\.tox|node_modules)(/|$)"
 DEFAULT_GATES: tuple[GateSpec, ...] = (
+    # the project's .pre-commit-config.yaml hooks on the files in scope (precommit.py)
+    GateSpec(
+        name="pre_commit",
+        command=("{pre_commit}", "{targets}"),
+        runs_on="files",
+        files=("*",),
+        full_targets=(),
+        rewrites=True,
+    ),
     GateSpec(
         name="compile",
         command=("{python}", "-m", "compileall", "-q", "-x", _EXCLUDE, "{targets}"),
@@ -121,8 +131,11 @@ class Config:
     limit_memory_mb: int = 4096
     limit_disk_mb: int = 2048
     limit_output_mb: int = 16
+    pre_commit_gate: bool = True  # the pre_commit gate runs when the tree has a pre-commit config
     gates: tuple[GateSpec, ...] = DEFAULT_GATES
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # warnings about the config file for the user (a v4 file's ignored keys), not a key
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def gate(self, name: str) -> GateSpec:
         for spec in self.gates:
@@ -145,7 +158,7 @@ class Config:
 
 
 _SCALAR_KEYS = tuple(
-    f.name for f in dataclasses.fields(Config) if f.name not in ("gates", "sources")
+    f.name for f in dataclasses.fields(Config) if f.name not in ("gates", "sources", "notes")
 )
 _GATE_KEYS = tuple(f.name for f in dataclasses.fields(GateSpec) if f.name != "name")
 _HINTS = typing.get_type_hints(Config)
@@ -241,6 +254,7 @@ class _Builder:
     values: dict[str, Any]
     sources: dict[str, str]
     gates: dict[str, dict[str, Any]]
+    notes: list[str] = field(default_factory=list)
 
     def set(self, key: str, value: Any, source: str) -> None:
         if key.startswith("gates."):
@@ -300,7 +314,10 @@ class _Builder:
         if len(set(order)) != len(order):
             raise _config_error("gates_order", f"a gate is listed twice: {list(order)}")
         return Config(
-            **self.values, gates=tuple(known.values()), sources=types.MappingProxyType(self.sources)
+            **self.values,
+            gates=tuple(known.values()),
+            sources=types.MappingProxyType(self.sources),
+            notes=tuple(self.notes),
         )
 
 
@@ -364,6 +381,9 @@ def _parse_toml(name: str, data: bytes) -> dict[str, Any]:
 
 
 def _apply_table(builder: _Builder, table: Mapping[str, Any], source: str) -> None:
+    if v4config.is_v4(table):
+        _apply_v4(builder, table, source)
+        return
     for key, value in table.items():
         if key == "gates":
             if not isinstance(value, dict):
@@ -375,6 +395,24 @@ def _apply_table(builder: _Builder, table: Mapping[str, Any], source: str) -> No
                     builder.set(f"gates.{name}.{attr}", attr_value, source)
         else:
             builder.set(key, value, source)
+
+
+def _apply_v4(builder: _Builder, table: Mapping[str, Any], source: str) -> None:
+    """A file in the v4 runner's schema, translated key by key; each value's source names the
+    v4 key it comes from, and the translation's warnings go with the config."""
+    found = v4config.translate(
+        table,
+        name=source,
+        commands={spec.name: spec.command for spec in DEFAULT_GATES},
+        default_order=DEFAULT_GATES_ORDER,
+    )
+    for setting in found.settings:
+        origins = ", ".join(setting.origins)
+        try:
+            builder.set(setting.key, setting.value, f"{source} (v4: {origins})")
+        except Refusal as exc:
+            raise Refusal(exc.category, f"{exc.message} (from v4 key {origins})") from exc
+    builder.notes.extend(found.notes)
 
 
 def load(

@@ -16,7 +16,7 @@ from typing import Any
 
 import pathspec
 
-from am_patch import events, limits, sandbox
+from am_patch import events, limits, precommit, sandbox
 from am_patch.config import Config, GateSpec
 from am_patch.errors import Category, Refusal, RunnerError, Stage
 from am_patch.proc import ProcResult
@@ -152,6 +152,8 @@ def _expand(spec: GateSpec, python: Path, targets: Sequence[str], root: Path) ->
             argv.extend(targets)
         elif arg == "{mypy_targets}":
             argv.extend(mypy_targets(root))
+        elif arg == "{pre_commit}":
+            argv.extend(precommit.COMMAND)
         else:
             argv.append(arg.replace("{python}", str(python)))
     return (*argv, *workers(spec, python, root))
@@ -246,6 +248,8 @@ def plan(
                 skip = "no Python files in scope"
         elif spec.runs_on == "project" and not run_all and not project:
             skip = "no Python or tool config files in scope"
+        elif name == precommit.GATE and (why := _no_pre_commit(config, root, exists)):
+            skip = why
         elif spec.runs_on == "files":
             whole = run_all and all_files is not None
             targets = matching(spec.files, all_files() if all_files and whole else existing)
@@ -256,6 +260,16 @@ def plan(
             Planned(spec=spec, argv=_expand(spec, python, targets, root), skip_reason=skip)
         )
     return planned
+
+
+def _no_pre_commit(config: Config, root: Path, exists: Callable[[str], bool] | None) -> str:
+    """Why the pre_commit gate does not run, or ''."""
+    if not config.pre_commit_gate:
+        return "turned off (pre_commit_gate = false)"
+    if os.environ.get("PRE_COMMIT") == "1":  # pre-commit runs this hook: it runs the others
+        return "pre-commit itself is running the project's hooks on this commit"
+    there = exists(precommit.CONFIG) if exists else (root / precommit.CONFIG).is_file()
+    return "" if there else f"no {precommit.CONFIG} in the tree"
 
 
 def matching(patterns: Sequence[str], paths: Iterable[str]) -> list[str]:
@@ -303,6 +317,8 @@ def run_one(
         hint = f"stopped by {limits.describe(result.bound, jail.bounds)}"
     else:
         hint = "" if ok else missing_module(planned.argv, result)
+        if not ok and name == precommit.GATE:
+            hint = precommit.hint(result.output, Path(jail.env.get("PRE_COMMIT_HOME", "")))
     return Verdict(name=name, ok=ok, result=result, hint=hint)
 
 

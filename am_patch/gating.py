@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from am_patch import sandbox, toolcache
+from am_patch import precommit, sandbox, toolcache
 from am_patch.config import Config
 from am_patch.gates import (
     REWRITE_ROUNDS,
@@ -53,6 +53,9 @@ class GateJails:
     scratch: Path  # for the caches that are not kept
     layout: Layout | None  # where kept caches live; None: keep none
     prefixes: tuple[Path, ...]  # the gate interpreter's installation (for tool versions)
+    pre_commit: precommit.Store | None = None  # prepared hook environments, for that gate
+    pre_commit_dirs: tuple[Path, ...] = ()  # the store and pre-commit's interpreter, read-only
+    node_modules: Path | None = None  # the live repo's installed node tools, read-only
 
     @contextlib.contextmanager
     def for_gate(self, item: Planned, root: Path) -> Iterator[Jail]:
@@ -80,8 +83,21 @@ class GateJails:
             "PYTHONPATH": str(src if src.is_dir() else root),
             "COVERAGE_FILE": "/tmp/.coverage",  # never into the tree
         }
+        exposed, mounted = self.base.exposed, self.base.mounted
+        if self.node_modules is not None:  # `biome`, `tsc`: the project's node tools
+            mounted = (*mounted, (self.node_modules, root / "node_modules"))
+            env["PATH"] = f"{root / 'node_modules' / '.bin'}:{env.get('PATH', '')}"
+        if name == precommit.GATE and self.pre_commit is not None:
+            env |= precommit.env(self.pre_commit)
+            exposed = (*exposed, *self.pre_commit_dirs)
         return dataclasses.replace(
-            self.base, writable=root, chdir=root, extra_writable=(own,), env=env
+            self.base,
+            writable=root,
+            chdir=root,
+            extra_writable=(own,),
+            env=env,
+            exposed=exposed,
+            mounted=mounted,
         )
 
 
@@ -93,8 +109,11 @@ def make_jails(
     workdir: Path,
     scratch: Path,
     layout: Layout | None,
+    pre_commit: precommit.Store | None = None,
 ) -> GateJails:
-    """The gates' jails: like the patch's, plus a writable cache; the tree's code comes first."""
+    """The gates' jails: like the patch's, plus a writable cache; the tree's code comes first.
+    The pre_commit gate's also sees the prepared hook environments; every gate sees the live
+    repo's node_modules (installed by you, never by a patch) at the tree's node_modules."""
     python = python_for(config, live_root)
     base = sandbox.make_jail(
         bwrap=config.bwrap,
@@ -106,7 +125,26 @@ def make_jails(
         bounds=config.bounds,
     )
     prefixes = sandbox.interpreter_dirs(python, live_root)
-    return GateJails(base=base, scratch=scratch, layout=layout, prefixes=prefixes)
+    node_modules = live_root / "node_modules"
+    pre_commit_dirs: tuple[Path, ...] = ()
+    if pre_commit is not None:
+        pre_commit_dirs = (
+            pre_commit.path,
+            *sandbox.interpreter_dirs(pre_commit.python, live_root),
+        )
+    return GateJails(
+        base=dataclasses.replace(base, exposed=(*base.exposed, *sandbox.node_dirs())),
+        scratch=scratch,
+        layout=layout,
+        prefixes=prefixes,
+        pre_commit=pre_commit,
+        pre_commit_dirs=pre_commit_dirs,
+        node_modules=(
+            node_modules.resolve()
+            if node_modules.is_dir() and workdir.resolve() != live_root.resolve()
+            else None
+        ),
+    )
 
 
 @dataclass(slots=True)
@@ -205,8 +243,8 @@ def _rewrite(
                 rewrote[name] = changed
             state.verdicts[name] = verdict
             announce(verdict)
-            if not verdict.ok and not keep_going:
-                return False
+            if not verdict.ok and not keep_going and not changed:
+                return False  # a fixer that fails while it rewrites (pre-commit's) runs again
         if not rewrote:
             return True
         if round_no == REWRITE_ROUNDS:

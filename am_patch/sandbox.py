@@ -78,6 +78,7 @@ class Jail:
     extra_writable: tuple[Path, ...] = ()
     hidden: tuple[Path, ...] = ()
     exposed: tuple[Path, ...] = ()
+    mounted: tuple[tuple[Path, Path], ...] = ()  # (source, where): read-only, inside the tree
     env: Mapping[str, str] = field(default_factory=dict)
     chdir: Path | None = None  # the command's working directory; default: writable
     bounds: Bounds = field(default_factory=Bounds)
@@ -108,6 +109,8 @@ class Jail:
             args += ["--ro-bind", str(path), str(path)]
         for path in (self.writable, *self.extra_writable):
             args += ["--bind", str(path), str(path)]
+        for source, where in self.mounted:
+            args += ["--ro-bind", str(source), str(where)]
         pointer = self.writable / ".git"  # the worktree's gitdir pointer stays read-only
         if pointer.exists():
             args += ["--ro-bind", str(pointer), str(pointer)]
@@ -263,6 +266,21 @@ def _venv(prefix: Path) -> dict[str, str]:
         return {}
     pairs = (line.partition("=") for line in text.splitlines())
     return {key.strip(): value.strip() for key, sep, value in pairs if sep} or {"venv": "yes"}
+
+
+def node_dirs() -> tuple[Path, ...]:
+    """Where the node on PATH is installed, when that is outside the system dirs (nvm, a
+    tarball in /opt): gates may run the project's node tools. Found without running it."""
+    found = shutil.which("node")
+    if found is None:
+        return ()
+    prefix = Path(found).resolve().parent.parent
+    home = Path(os.environ.get("HOME", "/root")).resolve()
+    if any(prefix.is_relative_to(Path("/", d)) for d in SYSTEM_DIRS) or prefix in home.parents:
+        return ()
+    if prefix == home or prefix == Path("/"):
+        return ()
+    return (prefix,)
 
 
 def hidden_dirs(live_root: Path, git_common_dir: Path) -> tuple[Path, ...]:

@@ -45,6 +45,8 @@ def check_live(ctx: RunContext) -> None:
     sandbox. Nothing is applied before all of them pass."""
     cfg, live = ctx.config, ctx.live
     log.info("effective config:\n%s", "\n".join(describe(cfg)))
+    for note in cfg.notes:  # e.g. the keys of a v4 config file that mean nothing here
+        say(f"[preflight] {note}")
     gates.check_python(cfg, live.root)
     if ctx.layout.journal.exists():  # a landing was killed halfway; one at a time recovers it
         ctx.hold_landing()
@@ -364,6 +366,7 @@ def gate_workspace(
         touched=touched,
         cache=ctx.cache,
         project_root=ctx.live.root,
+        trusted=ctx.live.tree_of(ws.meta.base),
         scratch_parent=ws.dir,  # the export is this issue's, next to its worktree
         progress=ctx.progress,
     )
@@ -387,6 +390,7 @@ def gate_tree(ctx: RunContext, tree: str, touched: tuple[str, ...], stage: Stage
         touched=touched,
         cache=ctx.cache,
         project_root=ctx.live.root,
+        trusted=ctx.live.tree_of(ctx.head) if ctx.head is not None else None,
         scratch_parent=ctx.layout.mkdir(ctx.layout.workspaces),
         progress=ctx.progress,
     )

@@ -7,13 +7,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from am_patch import precommit
 from am_patch.config import Config
-from am_patch.gates import Verdict, all_cached, announce, plan, python_for, record
+from am_patch.gates import Planned, Verdict, all_cached, announce, plan, python_for, record
 from am_patch.gating import Tree, differences, dir_fingerprint, make_jails, run_all
 from am_patch.layout import Layout
 from am_patch.progress import Progress
 from am_patch.repo import Repo
+from am_patch.sandbox import base_env
 from am_patch.verdicts import VerdictCache
+
+
+def _hook_store(
+    planned: Sequence[Planned], layout: Layout, repo: Repo, trusted: str | None, python: Path
+) -> precommit.Store | None:
+    """The pre_commit gate's store, prepared outside the jail from the trusted tree's config,
+    when that gate will run."""
+    runs = any(p.spec.name == precommit.GATE and not p.skip_reason for p in planned)
+    if not runs:
+        return None
+    if trusted is None:
+        return precommit.store_of(layout)  # nothing prepared: only what is there already
+    path = base_env(python)["PATH"]
+    return precommit.prepare(layout, repo, trusted, path)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,9 +47,10 @@ class TreeCheck:
         ]
         if self.rewritten:
             found.append(
-                "the formatter/fixer would change "
+                "the formatters/fixers (ruff, pre-commit hooks) would change "
                 + ", ".join(self.rewritten[:5])
-                + ": run ruff format / ruff check --fix, stage, and commit again"
+                + ": run them (ruff format, ruff check --fix, pre-commit run), stage, and commit "
+                "again"
             )
         return found
 
@@ -46,6 +63,7 @@ def check_tree(
     touched: Sequence[str],
     cache: VerdictCache,
     project_root: Path,
+    trusted: str | None = None,
     scratch_parent: Path | None = None,
     progress: Progress | None = None,
 ) -> TreeCheck:
@@ -54,7 +72,9 @@ def check_tree(
     Nothing is exported when nothing would run: every gate skipped for `touched` (a docs-only
     commit) or cached for `tree`. The passes are recorded for the tree the gates leave, which
     is `tree` unless a formatter rewrote a file or a gate wrote a blessed output (a report).
-    The tools keep their warm caches in the repository's git directory (toolcache).
+    The tools keep their warm caches in the repository's git directory (toolcache). The
+    pre_commit gate's hook environments are prepared from the config of `trusted` (a tree that
+    landed: the base of the change), never from `tree`'s; without one, none are prepared.
     """
     # Planned against tree's own entries, so the skip decision is the export's. Only mypy's
     # default targets come from the project root's config; a pass cached under them is still a
@@ -98,13 +118,15 @@ def check_tree(
             run_all=config.run_all_gates,
             all_files=lambda: repo.tree_entries(tree).keys(),
         )
+        layout = Layout(repo.root, repo.common_dir)
         jails = make_jails(
             config,
             live_root=project_root,
             git_common_dir=repo.common_dir,
             workdir=root,
             scratch=Path(tmp) / "cache",
-            layout=None if repo.is_bare else Layout(repo.root, repo.common_dir),
+            layout=None if repo.is_bare else layout,
+            pre_commit=_hook_store(planned, layout, repo, trusted, python),
         )
         verdicts = run_all(
             planned,

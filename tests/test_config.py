@@ -53,7 +53,9 @@ def _shown(out_stdout: str, key: str) -> str:
     return line
 
 
-SCALAR_KEYS = [f.name for f in dataclasses.fields(Config) if f.name not in ("gates", "sources")]
+SCALAR_KEYS = [
+    f.name for f in dataclasses.fields(Config) if f.name not in ("gates", "sources", "notes")
+]
 
 
 # --- defaults ----------------------------------------------------------------------------

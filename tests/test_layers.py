@@ -17,10 +17,11 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         # plain values and mechanisms that know nothing of git, config or runs
         "am_patch errors events flags layout limits proc crash interrupts repo.objects",
         # git, config and the run's own files
-        "git config runlog lock verdicts repo.walk repo.trees repo.workdir repo.repository repo",
+        "git config v4config runlog lock verdicts "
+        "repo.walk repo.trees repo.workdir repo.repository repo",
         "progress",
         # the domain: one noun each
-        "pool sandbox policy preflight patchfile archive publish options",
+        "pool sandbox policy preflight patchfile archive publish options precommit",
         "workspace",
         "scope gates apply landing toolcache inbox",
         "gating",

@@ -105,5 +105,6 @@ def check_gates(repo: Repo, config: Config, tree: str, base: str) -> TreeCheck:
             touched=touched,
             cache=cache,
             project_root=repo.root,
+            trusted=base,
             progress=progress,
         )
