@@ -17,6 +17,13 @@ from am_patch.repo import Repo
 from am_patch.sandbox import base_env
 from am_patch.verdicts import VerdictCache
 
+# the rewriting gates as a user runs them by hand before committing again
+_AS_USER_RUNS = {
+    "ruff_format": "ruff format",
+    "ruff": "ruff check --fix",
+    precommit.GATE: "pre-commit run",
+}
+
 
 def _hook_store(
     planned: Sequence[Planned], layout: Layout, repo: Repo, trusted: str | None, python: Path
@@ -37,6 +44,7 @@ class TreeCheck:
     verdicts: list[Verdict]
     tree: str  # the tree as the gates left it: a formatter's edits included
     rewritten: Sequence[str]  # files a formatter or fixer changed: the tree itself is not clean
+    fixers: Sequence[str] = ()  # the rewriting gates that ran, as the user runs them
 
     @property
     def problems(self) -> list[str]:
@@ -47,10 +55,9 @@ class TreeCheck:
         ]
         if self.rewritten:
             found.append(
-                "the formatters/fixers (ruff, pre-commit hooks) would change "
+                "the formatter/fixer would change "
                 + ", ".join(self.rewritten[:5])
-                + ": run them (ruff format, ruff check --fix, pre-commit run), stage, and commit "
-                "again"
+                + f": run {', '.join(self.fixers) or 'the formatters'}, stage, and commit again"
             )
         return found
 
@@ -146,4 +153,9 @@ def check_tree(
         after = repo.tree_from_dir(tree, root, sorted(set(touched) | rewrote | blessed))
         record(planned, verdicts, cache, after)
         rewritten = [c.path for c in repo.diff_trees(tree, after) if c.path not in blessed]
-        return TreeCheck(verdicts=verdicts, tree=after, rewritten=rewritten)
+        fixers = [
+            _AS_USER_RUNS.get(p.spec.name, p.spec.name)
+            for p in planned
+            if p.spec.rewrites and not p.skip_reason
+        ]
+        return TreeCheck(verdicts=verdicts, tree=after, rewritten=rewritten, fixers=fixers)

@@ -69,7 +69,7 @@ def test_defaults_without_any_config_file(tmp_path: Path) -> None:
     assert cfg.live_changed_resolution == "fail"
     assert cfg.post_success_audit is True
     assert cfg.audit_command == "python3 -u audit/audit_report.py"
-    assert cfg.gates_order == ("compile", "ruff_format", "ruff", "pytest", "mypy")
+    assert cfg.gates_order == ("pre_commit", "compile", "ruff_format", "ruff", "pytest", "mypy")
     assert [g.name for g in cfg.gates] == list(cfg.gates_order)
     assert dict(cfg.sources) == {}
 
@@ -502,7 +502,8 @@ def test_show_config_prints_every_key_with_value_and_source(project: Project) ->
         assert _shown(out.stdout, key).endswith("  # default")
     assert _shown(out.stdout, "ascii_only_patch") == "ascii_only_patch = true  # default"
     assert _shown(out.stdout, "gates_order") == (
-        'gates_order = ["compile", "ruff_format", "ruff", "pytest", "mypy"]  # default'
+        'gates_order = ["pre_commit", "compile", "ruff_format", "ruff", "pytest", "mypy"]'
+        "  # default"
     )
     assert "gates.pytest.timeout_s = 0  # default" in out.stdout
     assert "RESULT:" not in out.stdout

@@ -100,7 +100,7 @@ def test_docs_only_patch_runs_no_gate_and_lands(project: Project) -> None:
     out = project.run("44", "Docs")
     assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
     lines = gate_lines(out)
-    assert len(lines) == 5
+    assert len(lines) == 6  # pre_commit too: this tree has no .pre-commit-config.yaml
     assert all("SKIPPED" in line for line in lines), lines
     assert project.git("show", "HEAD:README.md") == "# new docs"
 
@@ -111,8 +111,9 @@ def test_r_runs_every_gate_on_a_docs_only_patch(project: Project) -> None:
     out = project.run("45", "Docs", "-r")
     assert out.result_line == "RESULT: SUCCESS", out.stdout + out.stderr
     names = [line.split()[1].rstrip(":") for line in gate_lines(out)]
-    assert names == ["compile", "ruff_format", "ruff", "pytest", "mypy"]
-    assert all(": PASS" in line for line in gate_lines(out)), gate_lines(out)
+    assert names == ["pre_commit", "compile", "ruff_format", "ruff", "pytest", "mypy"]
+    assert "pre_commit: SKIPPED (no .pre-commit-config.yaml in the tree)" in gate_lines(out)[0]
+    assert all(": PASS" in line for line in gate_lines(out)[1:]), gate_lines(out)
 
 
 def test_g_lets_a_failing_gate_through(project: Project) -> None:
