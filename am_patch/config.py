@@ -380,9 +380,12 @@ def _parse_toml(name: str, data: bytes) -> dict[str, Any]:
         raise Refusal(Category.CONFIG, f"{name}: not valid TOML: {exc}") from exc
 
 
-def _apply_table(builder: _Builder, table: Mapping[str, Any], source: str) -> None:
+def _apply_table(
+    builder: _Builder, table: Mapping[str, Any], source: str, name: str | None = None
+) -> None:
+    """The keys of one config file; `name` is how warnings name it (default: `source`)."""
     if v4config.is_v4(table):
-        _apply_v4(builder, table, source)
+        _apply_v4(builder, table, source, name or source)
         return
     for key, value in table.items():
         if key == "gates":
@@ -397,12 +400,12 @@ def _apply_table(builder: _Builder, table: Mapping[str, Any], source: str) -> No
             builder.set(key, value, source)
 
 
-def _apply_v4(builder: _Builder, table: Mapping[str, Any], source: str) -> None:
+def _apply_v4(builder: _Builder, table: Mapping[str, Any], source: str, name: str) -> None:
     """A file in the v4 runner's schema, translated key by key; each value's source names the
     v4 key it comes from, and the translation's warnings go with the config."""
     found = v4config.translate(
         table,
-        name=source,
+        name=name,
         commands={spec.name: spec.command for spec in DEFAULT_GATES},
         default_order=DEFAULT_GATES_ORDER,
     )
@@ -426,7 +429,9 @@ def load(
     builder = _Builder(values={}, sources={}, gates={})
     found = find_config_file(root, explicit)
     if found is not None:
-        _apply_table(builder, found[1], str(found[0]))
+        path = found[0]
+        shown = path.relative_to(root) if path.is_relative_to(root) else path
+        _apply_table(builder, found[1], str(path), str(shown))
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep or not key.strip():

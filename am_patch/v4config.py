@@ -218,6 +218,7 @@ def translate(
         notes.append(
             f"v4 config {name}: v4 gates with no am-patch gate, left out of gates_order: "
             + ", ".join(dropped)
+            + " (declare them as file-pattern gates: README, Gates for other languages)"
         )
     notes += [
         f"v4 config {name}: {loser} is not read: {winner} is read instead (as v4 does)"
@@ -357,6 +358,7 @@ def _gate_settings(flat: _Flat, put: _Put, commands: Mapping[str, tuple[str, ...
             wider = pattern + r"|(^|/)(" + "|".join(re.escape(e) for e in extra) + r")(/|$)"
             argv = (*compile_argv[:at], wider, *compile_argv[at + 1 :])
             put("gates.compile.command", argv, "compile_exclude")
+    flat.restating("run_all_tests", True)  # am-patch's pytest gate runs the whole suite
     flat.restating("pytest_use_venv", True)  # am-patch's gates use <live>/.venv/bin/python
 
 
@@ -370,6 +372,8 @@ def _gates_order(flat: _Flat, put: _Put, default_order: tuple[str, ...]) -> list
     if listed is None:
         order = list(default_order)
     else:
+        # v4 had no pre_commit gate; it keeps its place (it runs only with a pre-commit config)
+        order = [g for g in default_order[:1] if g == "pre_commit"]
         for raw in listed:
             gates = _GATE_NAMES.get(raw.strip().lower().replace("_", "-"))
             if gates is None:
