@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from am_patch import __version__, batch, config, events, pipeline
+from am_patch import __version__, batch, config, events, pipeline, workspace
 from am_patch.errors import Category, Refusal, RunnerError, Stage, UsageError
 from am_patch.flags import FLAGS, USAGE, short_help
 from am_patch.interrupts import Terminated
+from am_patch.layout import Layout
 from am_patch.options import Mode, RunOptions
 from am_patch.repo import Repo
 from am_patch.runlog import Summary, print_summary, warn
@@ -180,6 +181,8 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             return EXIT_OK
         if args.batch:
             return batch.run(_batch_options(args), _live(args))
+        if args.drop_workspace is not None:
+            return _drop_workspace(args)
         if not args.show_config:
             options = parse_options(args)
             events.emit("run", issue=options.issue_id, mode=options.mode, pid=os.getpid())
@@ -204,7 +207,7 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         failed = RunnerError.at(Stage.PREFLIGHT, exc)
         summary = Summary(
             issue_id=options.issue_id if options else None,
-            mode=options.mode if options else "show-config",
+            mode=options.mode if options else _command(args),
             code=failed.code,
             reason=failed.message,
         )
@@ -227,6 +230,25 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if outcome.signal is not None:
         return _ended(outcome.summary, 128 + outcome.signal)
     return _ended(outcome.summary, EXIT_OK if outcome.summary.success else EXIT_FAIL)
+
+
+def _command(args: argparse.Namespace) -> str:
+    """What was asked for without a run (for the summary of its refusal)."""
+    return "drop-workspace" if args.drop_workspace is not None else "show-config"
+
+
+def _drop_workspace(args: argparse.Namespace) -> int:
+    """--drop-workspace ISSUE_ID: a stale workspace goes, what it held is kept as a patch."""
+    if args.positional or args.finalize_live is not None or args.finalize_workspace is not None:
+        raise UsageError("--drop-workspace ISSUE_ID takes no other arguments or mode")
+    live = _live(args)
+    layout = Layout(live.root, live.common_dir)
+    gone, saved = workspace.drop(live, layout, _issue_id(args.drop_workspace))
+    print(f"dropped {gone.relative_to(live.root)}")
+    if saved is not None:
+        print(f"what it held beyond its base is saved in {saved.relative_to(live.root)}")
+    events.emit("result", result="SUCCESS", commit=None, push=None, exit=EXIT_OK)
+    return EXIT_OK
 
 
 def _ended(summary: Summary, code: int) -> int:

@@ -57,6 +57,13 @@ FLAGS: tuple[Flag, ...] = (
         group="Modes",
     ),
     Flag(
+        ("--drop-workspace",),
+        "delete the workspace of an issue; what it holds beyond its base is saved first as "
+        "patches/unsuccessful/issue_<ID>_dropped_<time>.patch",
+        metavar="ISSUE_ID",
+        group="Modes",
+    ),
+    Flag(
         ("--finalize-workspace",),
         "gate and promote an existing workspace, message from its meta.json",
         metavar="ISSUE_ID",

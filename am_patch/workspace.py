@@ -390,3 +390,27 @@ def remove(live: Repo, ws: Workspace) -> None:
         remove_tree(ws.dir)
     live.delete_branch(ws.branch)
     log.info("workspace deleted: %s", ws.dir)
+
+
+def drop(live: Repo, layout: Layout, issue: str) -> tuple[Path, Path | None]:
+    """Delete the workspace of `issue` (never while a run of it holds its lock). What it holds
+    beyond its base, committed or not, is first saved as a git patch under
+    patches/unsuccessful/: nothing made there is lost. The workspace and the saved patch."""
+    from am_patch.lock import issue_lock  # only this command needs it
+
+    label = f"issue_{issue}"
+    with issue_lock(layout, label):
+        ws = open_existing(live, layout, label)
+        if ws is None:
+            raise Refusal(Category.WORKSPACE, f"issue {issue} has no workspace to drop")
+        repo = ws.open()
+        now = repo.snapshot(repo.head_commit()).tree
+        base = live.tree_of(ws.meta.base)
+        saved = None
+        if now != base:
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+            saved = layout.filed("unsuccessful") / f"{label}_dropped_{stamp}.patch"
+            layout.mkdir(saved.parent)
+            layout.write(saved, live.patch_text(base, now).encode())
+        remove(live, ws)
+        return ws.dir, saved

@@ -172,6 +172,41 @@ def test_pre_commit_try_repo_runs_the_scope_hook(project: Project, tmp_path: Pat
     assert "host: symlink to an absolute path (/etc/hostname)" in bad.stdout
 
 
+def test_a_stale_workspace_does_not_trap_a_hand_commit(project: Project, tmp_path: Path) -> None:
+    """A failed attempt leaves its workspace (and so its FILES) open; the refusal of an
+    unrelated hand commit says how to commit anyway and how to drop the workspace."""
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+    env.pop("AM_PATCH_ISSUE", None)
+    argv = [str(PRE_COMMIT), "try-repo", str(REPO_ROOT), "am-patch-scope", "--verbose"]
+    broken = "\n\ndef bad(a: int) -> str:\n    return a\n"  # mypy fails it
+    project.patch(
+        "issue_9500.py", [CALC], f"p = Path({CALC!r})\np.write_text(p.read_text() + {broken!r})\n"
+    )
+    assert project.run("9500", "Broken").result_line == "RESULT: FAIL GATES:MYPY"
+    project.write("docs/x.md", "# notes\n")
+    project.git("add", "docs/x.md")
+
+    trapped = run(argv, project.live, env=env, timeout=600)
+
+    assert trapped.returncode != 0
+    assert "docs/x.md: not in the FILES of issue 9500" in trapped.stdout
+    assert "AM_PATCH_ISSUE=none git commit" in trapped.stdout
+    assert "am-patch --drop-workspace 9500" in trapped.stdout
+    none = run(argv, project.live, env={**env, "AM_PATCH_ISSUE": "none"}, timeout=600)
+    assert none.returncode == 0, none.stdout
+    os.symlink("/etc/hostname", project.live / "host")  # no issue is still the path policy
+    project.git("add", "host")
+    policed = run(argv, project.live, env={**env, "AM_PATCH_ISSUE": "none"}, timeout=600)
+    assert policed.returncode != 0 and "host: symlink to an absolute path" in policed.stdout
+    project.git("rm", "-q", "--cached", "host")
+
+    dropped = project.run("--drop-workspace", "9500")
+
+    assert dropped.code == 0, dropped.output
+    assert not (project.live / "patches/workspaces/issue_9500").exists()
+    assert run(argv, project.live, env=env, timeout=600).returncode == 0
+
+
 def test_pre_commit_try_repo_runs_the_gates_and_the_origin_guard(
     project: Project, tmp_path: Path
 ) -> None:

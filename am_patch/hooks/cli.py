@@ -29,7 +29,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="am-patch-hook", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    issue_help = f"the issue whose FILES bound the commit (default: ${ISSUE_ENV})"
+    issue_help = f"the issue whose FILES bound the commit, or none (default: ${ISSUE_ENV})"
     scope = sub.add_parser("scope", help="staged paths against the active issue's FILES")
     scope.add_argument("--issue", metavar="ID", help=issue_help)
     sub.add_parser("gates", help="the gates on exactly the staged tree (or the pushed commit)")

@@ -19,12 +19,15 @@ if TYPE_CHECKING:
 
 
 IssueFiles = tuple[str, tuple[str, ...]]  # an issue and its FILES
+NO_ISSUE = "none"  # AM_PATCH_ISSUE=none: a hand commit that belongs to no issue
 
 
 def declared_files(layout: Layout, issue: str | None) -> list[IssueFiles]:
     """(issue, FILES) of `issue` when given (its workspace, else its patch input), else of every
     open workspace; empty when no issue is active."""
     patches = layout.patches
+    if issue is not None and issue.lower() == NO_ISSUE:
+        return []  # a commit for no issue: judged by the path policy alone
     if issue is not None:
         meta = layout.workspace(f"issue_{issue}") / "meta.json"
         if meta.is_file():
@@ -56,13 +59,25 @@ def out_of_scope(paths: Iterable[str], scopes: list[IssueFiles], config: Config)
         return []
     if len(scopes) == 1:
         ((issue, left),) = outside.items()
-        return [f"{p}: not in the FILES of issue {issue}" for p in left]
-    issues = ", ".join(issue for issue, _ in scopes)
+        return [f"{p}: not in the FILES of issue {issue}" for p in left] + [_next_step([issue])]
+    issues = [issue for issue, _ in scopes]
+    listed = ", ".join(issues)
     stray = [p for p in paths if all(p in left for left in outside.values())]
-    return [f"{p}: not in the FILES of any open issue ({issues})" for p in stray] + [
-        f"the staged paths fit no single open issue ({issues}): commit one issue's files at a "
-        "time, or name the issue: AM_PATCH_ISSUE=ID git commit ..."
+    return [f"{p}: not in the FILES of any open issue ({listed})" for p in stray] + [
+        f"the staged paths fit no single open issue ({listed}): commit one issue's files at a "
+        "time, or name the issue: AM_PATCH_ISSUE=ID git commit ...",
+        _next_step(issues),
     ]
+
+
+def _next_step(issues: list[str]) -> str:
+    """How out of a refusal by open workspaces: another issue, no issue, or drop a stale one."""
+    drop = " / ".join(f"am-patch --drop-workspace {issue}" for issue in issues[:3])
+    return (
+        f"for another issue: AM_PATCH_ISSUE=ID git commit ...; for no issue (the path policy "
+        f"alone): AM_PATCH_ISSUE={NO_ISSUE} git commit ...; a workspace left by a failed attempt "
+        f"keeps its issue open: {drop} (its changes are saved in patches/unsuccessful/)"
+    )
 
 
 def check_scope(repo: Repo, config: Config, issue: str | None) -> list[str]:

@@ -67,6 +67,18 @@ class Trees:
             changes.append(Change(status, RepoPath(delta.new_file.path), mode, old_mode))
         return changes
 
+    def patch_text(self, old: str, new: str) -> str:
+        """The change from tree old to tree new as a git patch, binary files included (what
+        `git apply` takes back)."""
+        diff = (
+            self.raw[old]
+            .peel(pygit2.Tree)
+            .diff_to_tree(
+                self.raw[new].peel(pygit2.Tree), flags=pygit2.enums.DiffOption.SHOW_BINARY
+            )
+        )
+        return diff.patch or ""
+
     def tree_with(self, base: str, source: str, paths: Iterable[str]) -> TreeOid:
         """base's tree with each path taken from source's tree (absent there: removed)."""
         index = pygit2.Index()
