@@ -102,7 +102,16 @@ def test_every_cli_switch_has_a_config_key() -> None:
 
     # --wait, --events and --batch are about this invocation, not about how the repo is patched
     not_behaviours = (
-        *("-l", "-f", "--finalize-workspace", "--batch", "--version", "--wait", "--events"),
+        *(
+            "-l",
+            "-f",
+            "--finalize-workspace",
+            "--batch",
+            "--drop-workspace",
+            "--version",
+            "--wait",
+            "--events",
+        ),
         ALLOW_POLICY_CHANGE,
     )
     switches = [
