@@ -41,6 +41,17 @@ _GATE_NAMES: Mapping[str, tuple[str, ...]] = {
     "mypy": ("mypy",),
 }
 
+# v4's gates for other languages, each run on the changed files with its extensions: (v4 gate,
+# command key, extensions key, whether its command takes one file at a time). They become
+# am-patch file-pattern gates of the same name.
+_FILE_GATES = (
+    ("js", "gate_js_command", "gate_js_extensions", True),  # node --check reads one file
+    ("biome", "gate_biome_command", "gate_biome_extensions", False),
+    ("typescript", "gate_typescript_command", "gate_typescript_extensions", False),
+)
+# bash -c this N CMD... FILE...: CMD (its N words) on each FILE; fails if one fails
+_EACH_FILE = 'n=$1; shift; for f in "${@:n+1}"; do "${@:1:n}" "$f" || r=1; done; exit ${r:-0}'
+
 # Non-table values of [gates] that only v4 writes there. am-patch's own [gates] holds tables
 # only, so one of these tells a v4 file; any other non-table value stays an am-patch error.
 _V4_GATES_KEYS = frozenset(
@@ -206,7 +217,8 @@ def translate(
 
     _workflow(flat, put)
     _gate_settings(flat, put, commands)
-    dropped = _gates_order(flat, put, default_order)
+    names = {**_GATE_NAMES, "dont-touch": (), **_file_gates(flat, put)}  # dont-touch: see below
+    dropped = _gates_order(flat, put, default_order, names)
     weakening = _never_weaken(flat)
     unread = flat.unread()
     if unread:
@@ -362,9 +374,48 @@ def _gate_settings(flat: _Flat, put: _Put, commands: Mapping[str, tuple[str, ...
     flat.restating("pytest_use_venv", True)  # am-patch's gates use <live>/.venv/bin/python
 
 
-def _gates_order(flat: _Flat, put: _Put, default_order: tuple[str, ...]) -> list[str]:
-    """gates_order from v4's order (its names mapped to am-patch's gates) and its switches that
-    leave gates out. The v4 names without an am-patch gate, for the warning."""
+def _file_gates(flat: _Flat, put: _Put) -> dict[str, tuple[str, ...]]:
+    """v4's js, biome and typescript gates as file-pattern gates; the am-patch gates each v4
+    gate became. biome's autofix runs first as a rewriting gate, `biome_fix`."""
+    made: dict[str, tuple[str, ...]] = {}
+    for name, command_key, extensions_key, each_file in _FILE_GATES:
+        command, extensions = flat.strings(command_key), flat.strings(extensions_key)
+        if command is None or extensions is None:
+            flat.read.discard(command_key)
+            flat.read.discard(extensions_key)
+            continue
+        prefixes = flat.strings("typescript_targets") if name == "typescript" else None
+        files = tuple(
+            f"/{prefix.strip('/')}/**/*{ext}" if prefix.strip("/") else f"*{ext}"
+            for prefix in prefixes or ("",)
+            for ext in extensions
+        )
+        origins = (command_key, extensions_key, *(["typescript_targets"] if prefixes else []))
+        argv = (
+            ("bash", "-c", _EACH_FILE, "bash", str(len(command)), *command, "{targets}")
+            if each_file
+            else (*command, "{targets}")
+        )
+        gates = [name]
+        fix = flat.strings("gate_biome_fix_command") if name == "biome" else None
+        if fix is not None and flat.flag("biome_autofix"):
+            gates.insert(0, "biome_fix")
+            put("gates.biome_fix.command", (*fix, "{targets}"), "gate_biome_fix_command")
+            put("gates.biome_fix.rewrites", True, "biome_autofix")
+        for gate in gates:
+            put(f"gates.{gate}.runs_on", "files", *origins)
+            put(f"gates.{gate}.files", files, *origins)
+        put(f"gates.{name}.command", argv, command_key)
+        made[name] = tuple(gates)
+    return made
+
+
+def _gates_order(
+    flat: _Flat, put: _Put, default_order: tuple[str, ...], names: Mapping[str, tuple[str, ...]]
+) -> list[str]:
+    """gates_order from v4's order (its names mapped to am-patch's gates by `names`) and its
+    switches that leave gates out. The v4 names without an am-patch gate, for the warning.
+    v4's dont-touch gate is no gate here: its paths are forbidden_paths, judged always."""
     named = flat.pick("gates_order", "order")
     listed = flat.strings(named)
     dropped: list[str] = []
@@ -375,7 +426,7 @@ def _gates_order(flat: _Flat, put: _Put, default_order: tuple[str, ...]) -> list
         # v4 had no pre_commit gate; it keeps its place (it runs only with a pre-commit config)
         order = [g for g in default_order[:1] if g == "pre_commit"]
         for raw in listed:
-            gates = _GATE_NAMES.get(raw.strip().lower().replace("_", "-"))
+            gates = names.get(raw.strip().lower().replace("_", "-"))
             if gates is None:
                 dropped.append(raw)
             order += [g for g in gates or () if g not in order]
@@ -385,6 +436,9 @@ def _gates_order(flat: _Flat, put: _Put, default_order: tuple[str, ...]) -> list
         ("gates_skip_ruff", True, ("ruff_format", "ruff")),
         ("gates_skip_pytest", True, ("pytest",)),
         ("gates_skip_mypy", True, ("mypy",)),
+        ("gates_skip_js", True, ("js",)),
+        ("gates_skip_biome", True, ("biome_fix", "biome")),
+        ("gates_skip_typescript", True, ("typescript",)),
     )
     applied: list[str] = []
     for key, when, gates in skips:

@@ -4,6 +4,7 @@ warning line, and no v4 key weakens the jail or the scope policy."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,12 @@ def test_the_shipped_v4_file_maps_every_key_with_a_meaning(tmp_path: Path) -> No
     assert source_of(cfg, "require_push_success") == "git.allow_push_fail"
     assert cfg.main_branch == "main" and cfg.rollback_workspace_on_fail == "always"
     assert cfg.live_changed_resolution == "fail" and cfg.ascii_only_patch is True
-    # v4's gate names: its ruff formats then checks; gates unknown here are left out
-    assert cfg.gates_order == ("pre_commit", "compile", "ruff_format", "ruff", "pytest", "mypy")
+    # v4's gate names: its ruff formats then checks, its js, biome (autofix first) and
+    # typescript gates are file-pattern gates; dont-touch is forbidden_paths; the rest left out
+    assert cfg.gates_order == (
+        *("pre_commit", "compile", "js", "biome_fix", "biome", "typescript"),
+        *("ruff_format", "ruff", "pytest", "mypy"),
+    )
     assert "scripts/am_patch/am_patch.toml" in cfg.forbidden_paths
 
 
@@ -130,3 +135,51 @@ def test_a_repository_carrying_the_v4_file_runs_and_shows_its_sources(tmp_path: 
     refused = project.run("32", "Touch", "--allow-policy-change")
     assert_fails(refused, "SCOPE:UNSAFE")
     assert f"forbidden by forbidden_paths ({V4_PATH})" in refused.line("REASON:")
+
+
+def test_v4_gates_for_other_languages_become_file_pattern_gates(tmp_path: Path) -> None:
+    cfg = load_v4(
+        tmp_path,
+        '[gates]\norder = ["biome", "typescript", "pytest", "docs"]\n'
+        'gate_biome_command = ["biome", "lint"]\ngate_biome_extensions = [".js", ".ts"]\n'
+        'biome_autofix = true\ngate_biome_fix_command = ["biome", "lint", "--write"]\n'
+        'gate_typescript_command = ["tsc", "--noEmit"]\ngate_typescript_extensions = [".ts"]\n'
+        '[security]\ntypescript_targets = ["web/"]\n',
+    )
+
+    assert cfg.gates_order == ("pre_commit", "biome_fix", "biome", "typescript", "pytest")
+    fix, lint, tsc = cfg.gate("biome_fix"), cfg.gate("biome"), cfg.gate("typescript")
+    assert fix.rewrites and fix.command == ("biome", "lint", "--write", "{targets}")
+    assert not lint.rewrites and lint.command == ("biome", "lint", "{targets}")
+    assert lint.runs_on == "files" and lint.files == ("*.js", "*.ts")
+    assert tsc.files == ("/web/**/*.ts",)
+    assert source_of(cfg, "gates.typescript.files").endswith("security.typescript_targets")
+    assert any("left out of gates_order: docs" in note for note in cfg.notes)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_v4_js_gate_checks_each_changed_file_with_node(tmp_path: Path) -> None:
+    v4 = (
+        '[gates]\norder = ["js", "pytest"]\n'
+        'gate_js_command = ["node", "--check"]\ngate_js_extensions = [".js"]\n'
+    )
+    project = Project.create(tmp_path / "work", {**PROJECT_FILES, V4_PATH: v4})
+    files = ["web/a.js", "web/b.js"]
+
+    def js_patch(b_text: str) -> None:
+        project.patch(
+            "issue_33.py",
+            files,
+            "Path('web').mkdir(exist_ok=True)\nPath('web/a.js').write_text('const a = 1;\\n')\n"
+            f"Path('web/b.js').write_text({b_text!r})\n",
+        )
+
+    js_patch("const b = ;\n")  # the second file is broken: each file is checked
+    broken = project.run("33", "JS")
+    assert_fails(broken, "GATES:JS")
+    assert "b.js" in broken.output
+
+    js_patch("const b = 2;\n")
+    fixed = project.run("33", "JS")
+    assert_success(fixed)
+    assert fixed.line("GATE js:").startswith("GATE js: PASS")
