@@ -11,13 +11,14 @@ import hashlib
 import logging
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from am_patch import precommit, sandbox, toolcache
+from am_patch import bytecode, precommit, sandbox, toolcache
 from am_patch.config import Config
 from am_patch.gates import (
     REWRITE_ROUNDS,
@@ -56,6 +57,7 @@ class GateJails:
     pre_commit: precommit.Store | None = None  # prepared hook environments, for that gate
     pre_commit_dirs: tuple[Path, ...] = ()  # the store and pre-commit's interpreter, read-only
     node_modules: Path | None = None  # the live repo's installed node tools, read-only
+    bytecode: bytecode.Compiled | None = None  # the installation's compiled modules, read-only
 
     @contextlib.contextmanager
     def for_gate(self, item: Planned, root: Path) -> Iterator[Jail]:
@@ -84,6 +86,13 @@ class GateJails:
             "COVERAGE_FILE": "/tmp/.coverage",  # never into the tree
         }
         exposed, mounted = self.base.exposed, self.base.mounted
+        writable: tuple[Path, ...] = (own,)
+        if self.bytecode is not None:  # its own prefix, the installation's pycs bound into it
+            prefix = self.scratch / f"{name}.pycache"
+            prefix.mkdir(parents=True, exist_ok=True)
+            env["PYTHONPYCACHEPREFIX"] = str(prefix)
+            writable += (prefix,)
+            mounted = (*mounted, *self.bytecode.mounts(prefix))
         if self.node_modules is not None:  # `biome`, `tsc`: the project's node tools
             mounted = (*mounted, (self.node_modules, root / "node_modules"))
             env["PATH"] = f"{root / 'node_modules' / '.bin'}:{env.get('PATH', '')}"
@@ -94,7 +103,7 @@ class GateJails:
             self.base,
             writable=root,
             chdir=root,
-            extra_writable=(own,),
+            extra_writable=writable,
             env=env,
             exposed=exposed,
             mounted=mounted,
@@ -125,6 +134,7 @@ def make_jails(
         bounds=config.bounds,
     )
     prefixes = sandbox.interpreter_dirs(python, live_root)
+    own = sandbox.interpreter_dirs(Path(sys.executable), live_root)  # pre-commit's
     node_modules = live_root / "node_modules"
     pre_commit_dirs: tuple[Path, ...] = ()
     if pre_commit is not None:
@@ -144,6 +154,7 @@ def make_jails(
             if node_modules.is_dir() and workdir.resolve() != live_root.resolve()
             else None
         ),
+        bytecode=bytecode.prefix_for((*prefixes, *own)) if base.bwrap is not None else None,
     )
 
 

@@ -23,7 +23,7 @@ LAYERS: tuple[frozenset[str], ...] = tuple(
         # the domain: one noun each
         "pool sandbox policy preflight patchfile archive publish options precommit",
         "workspace",
-        "scope gates apply landing toolcache inbox",
+        "scope gates apply landing toolcache inbox bytecode",
         "gating",
         "treecheck audit",
         # a run: its context, its stages, their order
