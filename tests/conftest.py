@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,10 @@ from pygit2.enums import ConfigLevel
 
 from testing.hooks import clone, install
 from testing.project import Project
+
+# The gates' compiled installation (am_patch/bytecode.py) is shared by every test, as by every
+# repository of a user: the home of each test is its own, the bytecode cache is not.
+SHARED_CACHE = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +27,8 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     env = {
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": SHARED_CACHE,
+        "PRE_COMMIT_HOME": str(home / ".cache" / "pre-commit"),  # pre-commit's stays per test
         "GIT_CONFIG_NOSYSTEM": "1",
         "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
         "GIT_AUTHOR_NAME": "Test Author",
