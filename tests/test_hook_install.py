@@ -6,7 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from testing.hooks import (
@@ -151,17 +150,9 @@ def test_manifest_is_valid_for_pre_commit() -> None:
     assert hooks["am-patch-origin-guard"]["stages"] == ["pre-push"]
 
 
-@pytest.fixture(scope="session")
-def try_repo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One pre-commit store for the try-repo tests of a test process. try-repo installs
-    am-patch from this checkout's HEAD (a new commit when the tree is dirty), so on a clean
-    checkout the hook environment is built once, not once a test."""
-    return tmp_path_factory.mktemp("pre-commit-home")
-
-
-def test_pre_commit_try_repo_runs_the_scope_hook(project: Project, try_repo_home: Path) -> None:
+def test_pre_commit_try_repo_runs_the_scope_hook(project: Project, tmp_path: Path) -> None:
     """Installs am-patch into a fresh virtualenv from PyPI wheels: slow, so kept to two runs."""
-    env = {**os.environ, "PRE_COMMIT_HOME": str(try_repo_home)}
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
     argv = [str(PRE_COMMIT), "try-repo", str(REPO_ROOT), "am-patch-scope", "--verbose"]
     project.write("README.md", "# democalc\n\ntry-repo\n")
     project.git("add", "README.md")
@@ -181,12 +172,10 @@ def test_pre_commit_try_repo_runs_the_scope_hook(project: Project, try_repo_home
     assert "host: symlink to an absolute path (/etc/hostname)" in bad.stdout
 
 
-def test_a_stale_workspace_does_not_trap_a_hand_commit(
-    project: Project, try_repo_home: Path
-) -> None:
+def test_a_stale_workspace_does_not_trap_a_hand_commit(project: Project, tmp_path: Path) -> None:
     """A failed attempt leaves its workspace (and so its FILES) open; the refusal of an
     unrelated hand commit says how to commit anyway and how to drop the workspace."""
-    env = {**os.environ, "PRE_COMMIT_HOME": str(try_repo_home)}
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
     env.pop("AM_PATCH_ISSUE", None)
     argv = [str(PRE_COMMIT), "try-repo", str(REPO_ROOT), "am-patch-scope", "--verbose"]
     broken = "\n\ndef bad(a: int) -> str:\n    return a\n"  # mypy fails it
@@ -220,11 +209,11 @@ def test_a_stale_workspace_does_not_trap_a_hand_commit(
 
 
 def test_pre_commit_try_repo_runs_the_gates_and_the_origin_guard(
-    project: Project, try_repo_home: Path
+    project: Project, tmp_path: Path
 ) -> None:
     """The gates with the project's interpreter named by gate_python (pre-commit's own hook
     environment has no ruff, pytest or mypy), and the origin guard in the pre-push stage."""
-    env = {**os.environ, "PRE_COMMIT_HOME": str(try_repo_home)}
+    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
     try_repo = [str(PRE_COMMIT), "try-repo", str(REPO_ROOT)]
     project.write("am_patch.toml", f'gate_python = "{sys.executable}"\n')
     project.write(CALC, GOOD_CALC)
