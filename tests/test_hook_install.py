@@ -151,8 +151,11 @@ def test_manifest_is_valid_for_pre_commit() -> None:
 
 
 def test_pre_commit_try_repo_runs_the_scope_hook(project: Project, tmp_path: Path) -> None:
-    """Installs am-patch into a fresh virtualenv from PyPI wheels: slow, so kept to two runs."""
+    """As a new user tries it: the scope hook passes, refuses a link, and does not trap a hand
+    commit behind a failed attempt's workspace. try-repo installs am-patch into a fresh
+    virtualenv on each call (its own temporary store): slow, so kept to three calls."""
     env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
+    env.pop("AM_PATCH_ISSUE", None)
     argv = [str(PRE_COMMIT), "try-repo", str(REPO_ROOT), "am-patch-scope", "--verbose"]
     project.write("README.md", "# democalc\n\ntry-repo\n")
     project.git("add", "README.md")
@@ -171,13 +174,9 @@ def test_pre_commit_try_repo_runs_the_scope_hook(project: Project, tmp_path: Pat
     assert "Failed" in bad.stdout
     assert "host: symlink to an absolute path (/etc/hostname)" in bad.stdout
 
-
-def test_a_stale_workspace_does_not_trap_a_hand_commit(project: Project, tmp_path: Path) -> None:
-    """A failed attempt leaves its workspace (and so its FILES) open; the refusal of an
-    unrelated hand commit says how to commit anyway and how to drop the workspace."""
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-home")}
-    env.pop("AM_PATCH_ISSUE", None)
-    argv = [str(PRE_COMMIT), "try-repo", str(REPO_ROOT), "am-patch-scope", "--verbose"]
+    # a failed attempt leaves its workspace, and so its FILES, open
+    project.git("reset", "-q")
+    (project.live / "host").unlink()
     broken = "\n\ndef bad(a: int) -> str:\n    return a\n"  # mypy fails it
     project.patch(
         "issue_9500.py", [CALC], f"p = Path({CALC!r})\np.write_text(p.read_text() + {broken!r})\n"
@@ -192,9 +191,22 @@ def test_a_stale_workspace_does_not_trap_a_hand_commit(project: Project, tmp_pat
     assert "docs/x.md: not in the FILES of issue 9500" in trapped.stdout
     assert "AM_PATCH_ISSUE=none git commit" in trapped.stdout
     assert "am-patch --drop-workspace 9500" in trapped.stdout
-    none = run(argv, project.live, env={**env, "AM_PATCH_ISSUE": "none"}, timeout=600)
-    assert none.returncode == 0, none.stdout
-    # (the scope command itself from here on: try-repo costs seconds a call)
+
+
+def test_a_stale_workspace_does_not_trap_a_hand_commit(project: Project) -> None:
+    """The ways out the scope hook names (tried through try-repo above): no issue, judged by
+    the path policy alone, and dropping the workspace."""
+    broken = "\n\ndef bad(a: int) -> str:\n    return a\n"  # mypy fails it
+    project.patch(
+        "issue_9500.py", [CALC], f"p = Path({CALC!r})\np.write_text(p.read_text() + {broken!r})\n"
+    )
+    assert project.run("9500", "Broken").result_line == "RESULT: FAIL GATES:MYPY"
+    project.write("docs/x.md", "# notes\n")
+    project.git("add", "docs/x.md")
+    assert hook(project.live, "scope").returncode != 0
+
+    none = hook(project.live, "scope", "--issue", "none")
+    assert none.returncode == 0, none.stderr
     os.symlink("/etc/hostname", project.live / "host")  # no issue is still the path policy
     project.git("add", "host")
     policed = hook(project.live, "scope", "--issue", "none")
