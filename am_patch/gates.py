@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pathspec
-
 from am_patch import events, limits, precommit, sandbox
 from am_patch.config import Config, GateSpec
 from am_patch.errors import Category, Refusal, RunnerError, Stage
@@ -274,6 +272,8 @@ def _no_pre_commit(config: Config, root: Path, exists: Callable[[str], bool] | N
 
 def matching(patterns: Sequence[str], paths: Iterable[str]) -> list[str]:
     """The paths that gitignore-style patterns match (`*.sh`, `web/**/*.ts`, `!keep.sh`)."""
+    import pathspec  # only file-pattern gates need it: the hooks' start-up skips it
+
     spec = pathspec.GitIgnoreSpec.from_lines(patterns)
     return sorted(p for p in paths if spec.match_file(p))
 

@@ -10,8 +10,6 @@ the reason.
 from __future__ import annotations
 
 import ast
-import email.parser
-import email.policy
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +96,9 @@ def _script_message(path: Path, data: bytes) -> str:
 def _subject(data: bytes) -> str:
     """The Subject: of a mail-formatted patch (git format-patch), RFC 2047 words decoded."""
     head = data.split(b"\n\n", 1)[0]
+    import email.parser  # only --batch reads mail headers: every run's start-up skips it
+    import email.policy
+
     parsed = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(head)
     subject = parsed.get("Subject")
     if not subject:
