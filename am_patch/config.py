@@ -302,6 +302,8 @@ class _Builder:
                 raise _config_error(
                     f"gates.{name}.files", 'runs_on = "files" needs patterns, e.g. ["*.sh"]'
                 )
+            if spec.files:
+                _check_patterns(f"gates.{name}.files", spec.files)
             if spec.workers not in ("", "auto", "off") and not spec.workers.isdigit():
                 raise _config_error(
                     f"gates.{name}.workers",
@@ -378,6 +380,17 @@ def _parse_toml(name: str, data: bytes) -> dict[str, Any]:
         return tomllib.loads(data.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise Refusal(Category.CONFIG, f"{name}: not valid TOML: {exc}") from exc
+
+
+def _check_patterns(key: str, patterns: tuple[str, ...]) -> None:
+    """Each pattern is one gitignore would take (a bad one fails here, not mid-run)."""
+    import pathspec  # only a config with file-pattern gates needs it
+
+    for pattern in patterns:
+        try:
+            pathspec.GitIgnoreSpec.from_lines([pattern])
+        except ValueError:
+            raise _config_error(key, f"not a gitignore-style pattern: {pattern!r}") from None
 
 
 def _apply_table(

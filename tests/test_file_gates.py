@@ -145,3 +145,14 @@ def test_a_gate_runs_the_projects_node_tools_in_the_jail(tmp_path: Path) -> None
     assert "SyntaxError" in out.stdout
     write_patch(project, "6", "web/app.js", "console.log('fine');\n")
     assert_success(project.run("6", "Script"))
+
+
+def test_a_bad_pattern_fails_the_config_naming_it(tmp_path: Path) -> None:
+    bad = CONFIG.replace('files = ["*.sh", "!vendor/**"]', 'files = ["*.sh", "!"]')
+    project = make(tmp_path, bad)
+    write_patch(project, "9", "docs/a.md", "a\n")
+
+    out = project.run("9", "Docs")
+
+    assert_fails(out, "PREFLIGHT:CONFIG")
+    assert "gates.shell.files" in out.line("REASON:") and "'!'" in out.line("REASON:")
