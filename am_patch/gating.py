@@ -246,7 +246,8 @@ def _rewrite(
                 state.ran_on[name] = state.current
                 continue
             with jails.for_gate(item, root) as jail:
-                verdict = run_one(item, jail, config, progress=progress)
+                ran = run_one(item, jail, config, progress=progress)
+                verdict = _all_rounds(state.verdicts.get(name), ran)
             after = take()
             state.ran_on[name], changed = state.current, differences(state.current, after)
             state.current = after
@@ -270,6 +271,17 @@ def _rewrite(
             ", ".join(sorted({f for files in rewrote.values() for f in files})[:5]),
         )
     return True
+
+
+def _all_rounds(earlier: Verdict | None, verdict: Verdict) -> Verdict:
+    """A rewriter's verdict of this round, timed over every round it ran (the summary shows
+    what it cost, not only its last, quick round)."""
+    if earlier is None or earlier.result is None or verdict.result is None:
+        return verdict
+    spent = earlier.result.duration_s + verdict.result.duration_s
+    return dataclasses.replace(
+        verdict, result=dataclasses.replace(verdict.result, duration_s=spent)
+    )
 
 
 def _check(

@@ -3,6 +3,7 @@ pre-commit in the jail; environments prepared from the base tree's config only."
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,17 @@ def test_a_fixer_hook_rewrites_what_lands(hooked_project: Project) -> None:
     assert out.line("GATE pre_commit:").startswith("GATE pre_commit: PASS")
     assert (hooked_project.live / "docs/a.md").read_text() == "hello\nworld\n"
     assert hooked_project.git("show", "HEAD:docs/a.md") == "hello\nworld"
-    assert "prepared from the base tree's .pre-commit-config.yaml" in hooked_project.log_of(out)
+    log = hooked_project.log_of(out)
+    assert "prepared from the base tree's .pre-commit-config.yaml" in log
+    # the fixer ran twice (its edit, then a quiet round): the summary times both rounds
+    runs = log.split("gate pre_commit:\n")[1:]
+    times = [re.search(r"-> exit \d+ in ([0-9.]+)s", chunk) for chunk in runs]
+    rounds = [float(m.group(1)) for m in times if m is not None]
+    assert len(rounds) == 2, log
+    found = re.search(r"PASS in ([0-9.]+)s", out.line("GATE pre_commit:"))
+    assert found is not None
+    shown = float(found.group(1))
+    assert shown == pytest.approx(sum(rounds), abs=0.06)
 
 
 def test_a_failing_hook_fails_the_gate_naming_it(hooked_project: Project) -> None:
