@@ -423,12 +423,15 @@ def test_wait_waits_a_bounded_time_for_the_issue_lock(project: Project, held_loc
 
 
 def test_run_of_an_issue_in_progress_locks_out_a_second_run_of_it(project: Project) -> None:
-    project.patch(
+    project.patch(  # the first run's patch waits (at most a minute) until the test says go
         "issue_3.py",
         ["README.md"],
-        "import time\ntime.sleep(4)\nPath('README.md').write_text('a\\n')\n",
+        "import time\nPath('ready').write_text('')\nfor _ in range(1200):\n"
+        "    if Path('go').exists():\n        break\n    time.sleep(0.05)\n"
+        "Path('go').unlink()\nPath('ready').unlink()\nPath('README.md').write_text('a\\n')\n",
     )
-    first = project.start("3", "Slow", *NO_GATES)
+    # named, so the .diff written below cannot make its patch ambiguous
+    first = project.start("3", "Slow", "issue_3.py", *NO_GATES)
     lock = project.patches / "locks" / "issue_3.lock"
     deadline = time.monotonic() + 30
     while not (lock.exists() and f"pid={first.pid} " in lock.read_text()):
@@ -437,6 +440,11 @@ def test_run_of_an_issue_in_progress_locks_out_a_second_run_of_it(project: Proje
         time.sleep(0.05)
     project.write("patches/issue_3.diff", "not used: the run is refused first\n")
     second = project.run("3", "Again", "issue_3.diff", *NO_GATES)
+    while not (project.workspace_repo("3") / "ready").exists():  # the patch is running
+        assert time.monotonic() < deadline, "the first run's patch never started"
+        assert first.poll() is None, first.communicate()
+        time.sleep(0.05)
+    (project.workspace_repo("3") / "go").write_text("")
     stdout, stderr = first.communicate(timeout=120)
     assert_fails(second, "PREFLIGHT:LOCK")
     assert f"pid={first.pid}" in second.line("REASON:")
