@@ -93,7 +93,10 @@ class GateJails:
             env["PYTHONPYCACHEPREFIX"] = str(prefix)
             writable += (prefix,)
             mounted = (*mounted, *self.bytecode.mounts(prefix))
-        if self.node_modules is not None:  # `biome`, `tsc`: the project's node tools
+        # `biome`, `tsc`: the project's node tools, where the tree has no node_modules of its
+        # own: a tracked one, or a link, is what the gates judge (a link named node_modules
+        # must not put the live tools over the tree's src/)
+        if self.node_modules is not None and not os.path.lexists(root / "node_modules"):
             mounted = (*mounted, (self.node_modules, root / "node_modules"))
             env["PATH"] = f"{root / 'node_modules' / '.bin'}:{env.get('PATH', '')}"
         if name == precommit.GATE and self.pre_commit is not None:

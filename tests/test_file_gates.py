@@ -156,3 +156,21 @@ def test_a_bad_pattern_fails_the_config_naming_it(tmp_path: Path) -> None:
 
     assert_fails(out, "PREFLIGHT:CONFIG")
     assert "gates.shell.files" in out.line("REASON:") and "'!'" in out.line("REASON:")
+
+
+def test_a_node_modules_link_in_the_tree_does_not_bring_in_the_live_one(tmp_path: Path) -> None:
+    """The live node_modules is mounted only where the tree has none: a patch's link named
+    node_modules (here to src/) must not put the live files over what the gates judge."""
+    config = (
+        'gates_order = ["look"]\n[gates.look]\nruns_on = "always"\n'
+        'command = ["sh", "-c", "test ! -e node_modules/live-only"]\n'
+    )
+    project = make(tmp_path, config)
+    (project.live / "node_modules").mkdir()  # installed by hand, untracked
+    (project.live / "node_modules" / "live-only").write_text("from the live repo\n")
+    project.patch("issue_7.py", ["node_modules"], "Path('node_modules').symlink_to('src')\n")
+
+    out = project.run("7", "Link", "--test-mode")  # the gates' verdict is the point
+
+    assert_success(out)
+    assert out.line("GATE look:").startswith("GATE look: PASS")
