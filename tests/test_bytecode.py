@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from am_patch import bytecode
+from am_patch import bytecode, sandbox
 from am_patch.demo import PROJECT_FILES
 from testing.project import Project, assert_fails, assert_success
 
 VERSION = f"python{sys.version_info.major}.{sys.version_info.minor}"
+TAG = sys.implementation.cache_tag
 
 
 @pytest.fixture
@@ -28,10 +29,11 @@ def installation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def import_answer(compiled: bytecode.Compiled, lib: Path) -> str:
-    """What `tool.ANSWER` is for an interpreter that reads the compiled prefix, as a jail does."""
+    """What `tool.ANSWER` is for an interpreter that reads the compiled entry, as a jail does."""
+    ((_, entry),) = compiled.entries
     env = {
         "PATH": os.environ["PATH"],
-        "PYTHONPYCACHEPREFIX": str(compiled.path),
+        "PYTHONPYCACHEPREFIX": str(entry),
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONPATH": str(lib),
     }
@@ -45,26 +47,39 @@ def import_answer(compiled: bytecode.Compiled, lib: Path) -> str:
     return done.stdout.strip()
 
 
-def test_the_installation_is_compiled_once_and_reused(installation: Path) -> None:
-    first = bytecode.prefix_for((installation,))
-    again = bytecode.prefix_for((installation,))
+def compiled_now(installation: Path) -> bytecode.Compiled:
+    """The entries, built: a directory is compiled the second time it is seen."""
+    bytecode.prefix_for((installation,))
+    compiled = bytecode.prefix_for((installation,))
+    assert compiled is not None
+    return compiled
 
-    assert first is not None and again == first
-    lib = installation / "lib" / VERSION
-    pyc = (
-        first.path
-        / lib.relative_to("/")
-        / "site-packages"
-        / f"tool.{sys.implementation.cache_tag}.pyc"
-    )
+
+def test_a_directory_is_compiled_when_seen_twice_then_reused(installation: Path) -> None:
+    assert bytecode.prefix_for((installation,)) is None  # once: a throw-away venv costs nothing
+    second = bytecode.prefix_for((installation,))
+    third = bytecode.prefix_for((installation,))
+
+    assert second is not None and third == second
+    ((lib, entry),) = second.entries
+    assert lib == installation / "lib" / VERSION
+    pyc = entry / lib.relative_to("/") / "site-packages" / f"tool.{TAG}.pyc"
     assert pyc.is_file()
-    assert (first.path / bytecode.COMPLETE).is_file()
+    assert (entry / bytecode.COMPLETE).is_file()
+
+
+def test_a_changed_directory_gets_a_new_entry_and_the_old_goes(installation: Path) -> None:
+    ((_, old),) = compiled_now(installation).entries
+    (installation / "lib" / VERSION / "site-packages" / "more.py").write_text("X = 1\n")
+
+    ((_, new),) = compiled_now(installation).entries
+
+    assert new != old and new.is_dir() and not old.exists()
 
 
 def test_a_stale_pyc_is_never_trusted_over_its_source(installation: Path) -> None:
     site = installation / "lib" / VERSION / "site-packages"
-    compiled = bytecode.prefix_for((installation,))
-    assert compiled is not None
+    compiled = compiled_now(installation)
     assert import_answer(compiled, site) == "1"
     source = site / "tool.py"
     stat = source.stat()
@@ -82,10 +97,9 @@ def test_nothing_outside_the_installation_is_compiled(installation: Path, tmp_pa
     (site / "leak.py").symlink_to(outside)
     (site / "linked").symlink_to(outside.parent, target_is_directory=True)
 
-    compiled = bytecode.prefix_for((installation,))
+    ((_, entry),) = compiled_now(installation).entries
 
-    assert compiled is not None
-    names = [p.name for p in compiled.path.rglob("*.pyc")]
+    names = [p.name for p in entry.rglob("*.pyc")]
     assert any(n.startswith("tool.") for n in names)
     assert not any(n.startswith(("leak.", "secret.")) for n in names), names
 
@@ -108,6 +122,10 @@ def test_a_gate_cannot_write_the_shared_bytecode(tmp_path: Path) -> None:
         f"command = ['{{python}}', '-c', {plant!r}, {target!r}]\n"
     )
     project = Project.create(tmp_path / "work", {**PROJECT_FILES, "am_patch.toml": config})
+    installed = sandbox.interpreter_dirs(Path(sys.executable), project.live)
+    for _ in range(2):  # seen twice: compiled, so the gates' jails get it
+        compiled = bytecode.prefix_for(installed)
+    assert compiled is not None and any(lib == stdlib for lib, _ in compiled.entries)
     project.readme_patch("50", "readme\n")
 
     out = project.run("50", "Docs")
