@@ -161,6 +161,7 @@ def _build(lib: Path, wanted: Path) -> bool:
     if os.path.lexists(building):
         remove_tree(building)
     building.mkdir(parents=True)
+    say(f"[gates] compiling {lib} once, for the gates of every later run")
     argv = [sys.executable, "-I", "-X", f"pycache_prefix={building}", "-m", "compileall"]
     argv += ["-q", "-j0", "--invalidation-mode", "checked-hash", "-x", _exclude(lib)]
     # -e: a link to a file outside lib is not compiled (nor is a linked dir, ever): nothing
@@ -179,8 +180,7 @@ def _build(lib: Path, wanted: Path) -> bool:
     # a module that does not compile (a py2 leftover) only has no pyc: that is no failure
     (building / COMPLETE).write_text(str(lib) + "\n")
     os.rename(building, wanted)
-    log.info("bytecode: compiled %s into %s", lib, wanted)
-    say(f"[gates] compiled {lib} once for the gates of every later run ({result.duration_s:.1f}s)")
+    log.info("bytecode: compiled %s into %s in %.1fs", lib, wanted, result.duration_s)
     return True
 
 
