@@ -55,6 +55,29 @@ PROJECT_FILES = {
         """,
 }
 
+# A .pre-commit-config.yaml of local hooks that need no prepared environment: a pygrep check,
+# a `system` shell syntax check and a `system` fixer (the tests and bench/pre_commit_gate.py).
+LOCAL_HOOKS = """\
+repos:
+- repo: local
+  hooks:
+  - id: no-todo
+    name: no TODO markers
+    language: pygrep
+    entry: TODO
+    types: [text]
+  - id: sh-syntax
+    name: shell syntax
+    language: system
+    entry: bash -n
+    files: \\.sh$
+  - id: strip-trailing
+    name: strip trailing whitespace
+    language: system
+    entry: sed -i -e 's/[[:space:]]*$//'
+    types: [text]
+"""
+
 SAMPLE_PATCH = '''\
 """Issue 1: add multiply() to the calculator, with a test."""
 

@@ -22,29 +22,9 @@ import time
 from pathlib import Path
 
 from am_patch import config
-from am_patch.demo import make_project
+from am_patch.demo import LOCAL_HOOKS, make_project
 from am_patch.gating import warm_bytecode
 
-HOOKS = """\
-repos:
-- repo: local
-  hooks:
-  - id: no-todo
-    name: no TODO markers
-    language: pygrep
-    entry: TODO
-    types: [text]
-  - id: sh-syntax
-    name: shell syntax
-    language: system
-    entry: bash -n
-    files: \\.sh$
-  - id: strip-trailing
-    name: strip trailing whitespace
-    language: system
-    entry: sed -i -e 's/[[:space:]]*$//'
-    types: [text]
-"""
 PATCH = """\
 from pathlib import Path
 
@@ -101,7 +81,7 @@ def main() -> int:
         warm_bytecode(config.load(live), live)  # as on any second run of this venv
         land(live, 1)  # warm-up: interpreter, bwrap and OS caches
         plain = [land(live, 10 + r)[0] for r in range(args.rounds)]
-        (live / ".pre-commit-config.yaml").write_text(HOOKS)
+        (live / ".pre-commit-config.yaml").write_text(LOCAL_HOOKS)
         git(live, "add", ".pre-commit-config.yaml")
         git(live, "commit", "-q", "-m", "pre-commit hooks")
         git(live, "push", "-q", "origin", "main")

@@ -8,30 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from am_patch.demo import PROJECT_FILES
+from am_patch.demo import LOCAL_HOOKS, PROJECT_FILES
 from testing.hooks import hook, run
 from testing.project import Project, assert_fails, assert_success
 
-HOOKS = """\
-repos:
-- repo: local
-  hooks:
-  - id: no-todo
-    name: no TODO markers
-    language: pygrep
-    entry: TODO
-    types: [text]
-  - id: sh-syntax
-    name: shell syntax
-    language: system
-    entry: bash -n
-    files: \\.sh$
-  - id: strip-trailing
-    name: strip trailing whitespace
-    language: system
-    entry: sed -i -e 's/[[:space:]]*$//'
-    types: [text]
-"""
+HOOKS = LOCAL_HOOKS
 NEEDS_ENV = """\
   - id: needs-env
     name: a python hook with dependencies
