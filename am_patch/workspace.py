@@ -399,6 +399,12 @@ def drop(live: Repo, layout: Layout, issue: str) -> tuple[Path, Path | None]:
     from am_patch.lock import issue_lock  # only this command needs it
 
     label = f"issue_{issue}"
+    if layout.journal.exists():  # the landing may be this workspace's: recovery comes first
+        raise Refusal(
+            Category.WORKSPACE,
+            "an am-patch landing was interrupted; finish or roll it back first "
+            "(am-patch-hook recover, or any am-patch run), then drop the workspace",
+        )
     with issue_lock(layout, label):
         ws = open_existing(live, layout, label)
         if ws is None:

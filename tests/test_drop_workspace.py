@@ -68,3 +68,15 @@ def test_drop_takes_no_other_arguments(project: Project) -> None:
     out = project.run("--drop-workspace", "44", "45", "msg")
     assert out.code == 2
     assert "--drop-workspace ISSUE_ID takes no other arguments" in out.stderr
+
+
+def test_drop_waits_for_an_interrupted_landing_to_be_recovered(project: Project) -> None:
+    failed_attempt(project, "46")
+    journal = Layout(project.live, project.live / ".git").journal
+    journal.write_text("{}\n")  # what a killed landing leaves
+
+    refused = project.run("--drop-workspace", "46")
+
+    assert_fails(refused, "PREFLIGHT:WORKSPACE")
+    assert "am-patch-hook recover" in refused.line("REASON:")
+    assert project.workspace_dir("46").is_dir()
