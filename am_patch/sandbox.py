@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import os
@@ -193,6 +194,13 @@ def etc_mounts(etc: Path = Path("/etc")) -> list[str]:
     return args
 
 
+def _private_dir(prefix: str) -> str:
+    """A new directory only this user can reach (mode 0700), removed when am-patch exits."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 def base_env(python: Path) -> dict[str, str]:
     """A minimal environment: nothing inherited, so no secrets and no GIT_* leak in."""
     return {
@@ -311,6 +319,8 @@ def make_jail(
     env = base_env(python) | dict(extra_env or {})
     bounds = bounds or Bounds()
     if not enabled:
+        # no private /tmp: a shared /tmp/pycache could hold another local user's bytecode
+        env["PYTHONPYCACHEPREFIX"] = _private_dir("am-patch-pycache-")
         return Jail(
             bwrap=None, writable=writable, extra_writable=extra_writable, env=env, bounds=bounds
         )

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from am_patch import sandbox
+from am_patch.demo import PROJECT_FILES
 from testing.project import CALC, NO_GATES, Project, outside_tmp_dir
 
 
@@ -339,3 +340,23 @@ def test_a_directory_named_by_a_pth_file_is_not_mounted_in_the_jail(project: Pro
         assert "PTH-HIDDEN" in log and "PTH-SEEN" not in log, log
     finally:
         shutil.rmtree(other, ignore_errors=True)
+
+
+def test_unjailed_gates_read_bytecode_only_from_a_private_dir(tmp_path: Path) -> None:
+    """Without the jail there is no private /tmp: a shared /tmp/pycache could hold bytecode
+    another local user planted, so the gates get a fresh directory only this user can reach."""
+    check = (
+        "import os, stat, sys; p = os.environ['PYTHONPYCACHEPREFIX']; "
+        "sys.exit(p.startswith('/tmp/pycache') or stat.S_IMODE(os.stat(p).st_mode) != 0o700)"
+    )
+    config = (
+        'gates_order = ["private"]\n[gates.private]\nruns_on = "always"\n'
+        f"command = ['{{python}}', '-c', {check!r}]\n"
+    )
+    project = Project.create(tmp_path / "work", {**PROJECT_FILES, "am_patch.toml": config})
+    project.readme_patch("64", "readme\n")
+
+    out = project.run("64", "Unjailed", "--unsafe-no-sandbox")
+
+    assert out.result_line == "RESULT: SUCCESS", out.output
+    assert out.line("GATE private:").startswith("GATE private: PASS")
