@@ -12,6 +12,7 @@ from pathlib import Path
 from am_patch import pool
 from am_patch.errors import Category, Refusal
 from am_patch.layout import Layout
+from am_patch.lock import issue_lock
 from am_patch.repo import CommitOid, Repo, Snapshot, TreeOid, remove_tree
 from am_patch.repo.walk import Memory
 from am_patch.runlog import say
@@ -396,8 +397,6 @@ def drop(live: Repo, layout: Layout, issue: str) -> tuple[Path, Path | None]:
     """Delete the workspace of `issue` (never while a run of it holds its lock). What it holds
     beyond its base, committed or not, is first saved as a git patch under
     patches/unsuccessful/: nothing made there is lost. The workspace and the saved patch."""
-    from am_patch.lock import issue_lock  # only this command needs it
-
     label = f"issue_{issue}"
     if layout.journal.exists():  # the landing may be this workspace's: recovery comes first
         raise Refusal(

@@ -22,6 +22,7 @@ from am_patch.demo import GIT_IDENTITY, PROJECT_FILES, make_project
 
 NO_GATES = ("--override", "gates_order=[]")
 CALC = "src/democalc/calc.py"  # the demo project's module
+ILL_TYPED = "\n\ndef bad(a: int) -> str:\n    return a\n"  # appended to CALC: mypy fails it
 # A gate that passes in an issue workspace and fails anywhere else (the live-gates checkout).
 PROBE_GATE = (
     "--override",
@@ -216,9 +217,21 @@ class Project:
 
     def readme_patch(self, issue: str, text: str) -> Path:
         """patches/issue_<issue>.py rewriting README.md to text (idempotent, so reruns agree)."""
+        return self.file_patch(issue, "README.md", text)
+
+    def file_patch(self, issue: str, rel: str, text: str) -> Path:
+        """patches/issue_<issue>.py writing text to rel (its directory made if new)."""
         return self.patch(
-            f"issue_{issue}.py", ["README.md"], f"Path('README.md').write_text({text!r})\n"
+            f"issue_{issue}.py",
+            [rel],
+            f"Path({rel!r}).parent.mkdir(parents=True, exist_ok=True)\n"
+            f"Path({rel!r}).write_text({text!r})\n",
         )
+
+    def ill_typed_patch(self, issue: str) -> Path:
+        """patches/issue_<issue>.py appending to calc.py a function pytest passes, mypy fails."""
+        body = f"p = Path({CALC!r})\np.write_text(p.read_text() + {ILL_TYPED!r})\n"
+        return self.patch(f"issue_{issue}.py", [CALC], body)
 
     def calc_patch(self, issue: str) -> Path:
         """patches/issue_<issue>.py adding sub() to calc.py (the whole file: idempotent)."""

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from am_patch.layout import Layout
 from am_patch.lock import issue_lock
-from testing.project import CALC, Project, assert_fails
-
-BROKEN = "\n\ndef bad(a: int) -> str:\n    return a\n"  # mypy fails it
+from testing.project import CALC, ILL_TYPED, Project, assert_fails
 
 
 def failed_attempt(project: Project, issue: str, rollback: str = "never") -> None:
-    project.patch(
-        f"issue_{issue}.py",
-        [CALC],
-        f"p = Path({CALC!r})\np.write_text(p.read_text() + {BROKEN!r})\n",
-    )
+    project.ill_typed_patch(issue)
     out = project.run(issue, "Broken", "--override", f"rollback_workspace_on_fail={rollback}")
     assert_fails(out, "GATES:MYPY")
 
@@ -38,7 +32,7 @@ def test_drop_saves_what_the_workspace_held_and_removes_it(project: Project) -> 
     # nothing is lost: the saved patch brings back both the patch's edit and the hand file
     project.git("apply", str(saved[0]))
     assert (project.live / "NOTES.txt").read_text() == "a repair made by hand\n"
-    assert (project.live / CALC).read_text().endswith(BROKEN)
+    assert (project.live / CALC).read_text().endswith(ILL_TYPED)
 
 
 def test_drop_of_a_workspace_at_its_base_saves_nothing(project: Project) -> None:

@@ -53,15 +53,6 @@ def make(tmp_path: Path, config: str, extra: dict[str, str] | None = None) -> Pr
     return Project.create(tmp_path / "work", files)
 
 
-def write_patch(project: Project, issue: str, rel: str, text: str) -> None:
-    project.patch(
-        f"issue_{issue}.py",
-        [rel],
-        f"Path({rel!r}).parent.mkdir(parents=True, exist_ok=True)\n"
-        f"Path({rel!r}).write_text({text!r})\n",
-    )
-
-
 def test_matching_follows_gitignore_rules() -> None:
     paths = ["run.sh", "tools/x.sh", "vendor/y.sh", "web/app/a.ts", "web/a.js", "README.md"]
     assert gates.matching(["*.sh", "!vendor/**"], paths) == ["run.sh", "tools/x.sh"]
@@ -72,7 +63,7 @@ def test_matching_follows_gitignore_rules() -> None:
 def test_a_shell_gate_fails_a_broken_script_and_skips_a_docs_patch(tmp_path: Path) -> None:
     project = make(tmp_path, CONFIG)
     before = project.head()
-    write_patch(project, "1", "tools/run.sh", "if then fi\n")
+    project.file_patch("1", "tools/run.sh", "if then fi\n")
 
     out = project.run("1", "Script")
 
@@ -92,13 +83,13 @@ def test_the_gate_gets_only_the_matching_changed_files_and_all_of_them_with_r(
     tmp_path: Path,
 ) -> None:
     project = make(tmp_path, CONFIG, {"old.sh": "echo old\n", "vendor/v.sh": "if then fi\n"})
-    write_patch(project, "3", "new.sh", "echo new\n")
+    project.file_patch("3", "new.sh", "echo new\n")
 
     out = project.run("3", "Script")
 
     assert_success(out)
     assert " sh new.sh)" in project.log_of(out)
-    write_patch(project, "4", "another.sh", "echo another\n")
+    project.file_patch("4", "another.sh", "echo another\n")
     out = project.run("4", "Script", "-r")
     assert_success(out)
     assert " sh another.sh new.sh old.sh)" in project.log_of(out), "-r: all but vendor/"
@@ -106,7 +97,7 @@ def test_the_gate_gets_only_the_matching_changed_files_and_all_of_them_with_r(
 
 def test_a_rewriting_file_gate_lands_its_edit(tmp_path: Path) -> None:
     project = make(tmp_path, CONFIG)
-    write_patch(project, "9", "docs/guide/a.md", "tidy me   \n")
+    project.file_patch("9", "docs/guide/a.md", "tidy me   \n")
 
     out = project.run("9", "Docs")
 
@@ -137,20 +128,20 @@ def test_a_gate_runs_the_projects_node_tools_in_the_jail(tmp_path: Path) -> None
     tool.chmod(0o755)
     (project.live / "node_modules" / ".bin").mkdir()
     (project.live / "node_modules" / ".bin" / "jscheck").symlink_to("../jscheck/cli.js")
-    write_patch(project, "5", "web/app.js", "function (\n")
+    project.file_patch("5", "web/app.js", "function (\n")
 
     out = project.run("5", "Script")
 
     assert_fails(out, "GATES:JS")
     assert "SyntaxError" in out.stdout
-    write_patch(project, "6", "web/app.js", "console.log('fine');\n")
+    project.file_patch("6", "web/app.js", "console.log('fine');\n")
     assert_success(project.run("6", "Script"))
 
 
 def test_a_bad_pattern_fails_the_config_naming_it(tmp_path: Path) -> None:
     bad = CONFIG.replace('files = ["*.sh", "!vendor/**"]', 'files = ["*.sh", "!"]')
     project = make(tmp_path, bad)
-    write_patch(project, "9", "docs/a.md", "a\n")
+    project.file_patch("9", "docs/a.md", "a\n")
 
     out = project.run("9", "Docs")
 

@@ -177,10 +177,7 @@ def test_pre_commit_try_repo_runs_the_scope_hook(project: Project, tmp_path: Pat
     # a failed attempt leaves its workspace, and so its FILES, open
     project.git("reset", "-q")
     (project.live / "host").unlink()
-    broken = "\n\ndef bad(a: int) -> str:\n    return a\n"  # mypy fails it
-    project.patch(
-        "issue_9500.py", [CALC], f"p = Path({CALC!r})\np.write_text(p.read_text() + {broken!r})\n"
-    )
+    project.ill_typed_patch("9500")
     assert project.run("9500", "Broken").result_line == "RESULT: FAIL GATES:MYPY"
     project.write("docs/x.md", "# notes\n")
     project.git("add", "docs/x.md")
@@ -196,10 +193,7 @@ def test_pre_commit_try_repo_runs_the_scope_hook(project: Project, tmp_path: Pat
 def test_a_stale_workspace_does_not_trap_a_hand_commit(project: Project) -> None:
     """The ways out the scope hook names (tried through try-repo above): no issue, judged by
     the path policy alone, and dropping the workspace."""
-    broken = "\n\ndef bad(a: int) -> str:\n    return a\n"  # mypy fails it
-    project.patch(
-        "issue_9500.py", [CALC], f"p = Path({CALC!r})\np.write_text(p.read_text() + {broken!r})\n"
-    )
+    project.ill_typed_patch("9500")
     assert project.run("9500", "Broken").result_line == "RESULT: FAIL GATES:MYPY"
     project.write("docs/x.md", "# notes\n")
     project.git("add", "docs/x.md")

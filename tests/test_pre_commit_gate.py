@@ -34,17 +34,8 @@ def hooked_project(tmp_path: Path) -> Project:
     return Project.create(tmp_path / "work", {**PROJECT_FILES, ".pre-commit-config.yaml": HOOKS})
 
 
-def write_patch(project: Project, issue: str, rel: str, text: str) -> None:
-    project.patch(
-        f"issue_{issue}.py",
-        [rel],
-        f"Path({rel!r}).parent.mkdir(parents=True, exist_ok=True)\n"
-        f"Path({rel!r}).write_text({text!r})\n",
-    )
-
-
 def test_a_fixer_hook_rewrites_what_lands(hooked_project: Project) -> None:
-    write_patch(hooked_project, "1", "docs/a.md", "hello   \nworld\n")
+    hooked_project.file_patch("1", "docs/a.md", "hello   \nworld\n")
 
     out = hooked_project.run("1", "Docs")
 
@@ -67,7 +58,7 @@ def test_a_fixer_hook_rewrites_what_lands(hooked_project: Project) -> None:
 
 def test_a_failing_hook_fails_the_gate_naming_it(hooked_project: Project) -> None:
     before = hooked_project.head()
-    write_patch(hooked_project, "2", "docs/b.md", "TODO later\n")
+    hooked_project.file_patch("2", "docs/b.md", "TODO later\n")
 
     out = hooked_project.run("2", "Docs")
 
@@ -78,12 +69,12 @@ def test_a_failing_hook_fails_the_gate_naming_it(hooked_project: Project) -> Non
 
 
 def test_a_system_hook_judges_a_broken_shell_script(hooked_project: Project) -> None:
-    write_patch(hooked_project, "3", "run.sh", "if then fi\n")
+    hooked_project.file_patch("3", "run.sh", "if then fi\n")
     out = hooked_project.run("3", "Script")
     assert_fails(out, "GATES:PRE_COMMIT")
     assert "failed hooks: sh-syntax" in out.line("REASON:")
     # a second run reuses the prepared store: nothing is prepared again
-    write_patch(hooked_project, "4", "run.sh", "echo fine\n")
+    hooked_project.file_patch("4", "run.sh", "echo fine\n")
     out = hooked_project.run("4", "Script")
     assert_success(out)
     assert "hook environments prepared" not in hooked_project.log_of(out)
@@ -118,7 +109,7 @@ def test_a_patched_config_runs_its_new_hooks_only_when_prepared(hooked_project: 
 
 
 def test_the_config_key_turns_the_gate_off(hooked_project: Project) -> None:
-    write_patch(hooked_project, "7", "docs/d.md", "TODO\n")
+    hooked_project.file_patch("7", "docs/d.md", "TODO\n")
     out = hooked_project.run("7", "Docs", "--override", "pre_commit_gate=false")
     assert_success(out)
     assert out.line("GATE pre_commit:") == (
