@@ -156,21 +156,23 @@ def make_jails(
             if node_modules.is_dir() and workdir.resolve() != live_root.resolve()
             else None
         ),
-        bytecode=installed_bytecode(python, live_root) if base.bwrap is not None else None,
+        bytecode=installed_bytecode(prefixes, live_root) if base.bwrap is not None else None,
     )
 
 
-def installed_bytecode(python: Path, live_root: Path) -> bytecode.Compiled | None:
-    """The compiled installation of the gate interpreter and of ours (pre-commit's)."""
+def installed_bytecode(prefixes: Sequence[Path], live_root: Path) -> bytecode.Compiled | None:
+    """The compiled installation of the gate interpreter (its `prefixes`) and of ours, which
+    runs pre-commit."""
     own = sandbox.interpreter_dirs(Path(sys.executable), live_root)
-    return bytecode.prefix_for((*sandbox.interpreter_dirs(python, live_root), *own))
+    return bytecode.prefix_for((*prefixes, *own))
 
 
 def warm_bytecode(config: Config, live_root: Path) -> None:
     """Compile the gate interpreter's installation now, as its second run would: the benches
     measure warm runs, and a bench's venv is new each time."""
+    prefixes = sandbox.interpreter_dirs(python_for(config, live_root), live_root)
     for _ in range(2):
-        installed_bytecode(python_for(config, live_root), live_root)
+        installed_bytecode(prefixes, live_root)
 
 
 @dataclass(slots=True)
